@@ -1,0 +1,3 @@
+from contact_import.cli import main
+
+main()

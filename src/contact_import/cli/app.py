@@ -1,0 +1,117 @@
+"""Commands: demo, tick, worker, db upgrade, jobs …, sandbox."""
+
+from __future__ import annotations
+
+import json
+import signal
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from contact_import.cli import demo as demo_command
+from contact_import.cli.common import (
+    console,
+    friendly_errors,
+    load_settings,
+    runtime,
+    setup_logging,
+)
+from contact_import.cli.jobs import jobs_app
+from contact_import.providers.sandbox.app import SandboxState
+from contact_import.providers.sandbox.server import serve_forever
+from contact_import.runner.tick import run_tick
+from contact_import.runner.worker import Worker
+from contact_import.store.db import create_db_engine, upgrade_database
+
+app = typer.Typer(
+    name="contact-import",
+    help="Import address books from Google and Microsoft in background jobs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(jobs_app, name="jobs")
+app.command("demo")(demo_command.demo)
+
+LogLevel = Annotated[str, typer.Option("--log-level", help="debug, info, warning, error")]
+
+
+@db_app.command("upgrade")
+@friendly_errors
+def db_upgrade() -> None:
+    """Create or upgrade the tables (Alembic migrations to head)."""
+    engine = create_db_engine(load_settings().database_url)
+    try:
+        upgrade_database(engine)
+    finally:
+        engine.dispose()
+    console.print("database is up to date")
+
+
+@app.command()
+@friendly_errors
+def tick(
+    budget: Annotated[
+        float | None, typer.Option(help="seconds; default TICK_BUDGET_SECONDS")
+    ] = None,
+    max_jobs: Annotated[int | None, typer.Option(help="default TICK_MAX_JOBS", min=1)] = None,
+    log_level: LogLevel = "warning",
+) -> None:
+    """Exactly what the cron route does: one bounded pass over the queue; prints its JSON."""
+    setup_logging(log_level)
+    with runtime() as rt:
+        summary = run_tick(
+            rt.jobs,
+            rt.importer,
+            budget_seconds=budget or rt.settings.tick_budget_seconds,
+            max_jobs=max_jobs or rt.settings.tick_max_jobs,
+        )
+    typer.echo(json.dumps(summary.to_json()))
+
+
+@app.command()
+@friendly_errors
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="drain the queue, then exit")] = False,
+    concurrency: Annotated[int | None, typer.Option(min=1)] = None,
+    log_level: LogLevel = "info",
+) -> None:
+    """Long-running worker; SIGTERM or Ctrl-C finishes the current page and releases the job."""
+    setup_logging(log_level)
+    with runtime() as rt:
+        w = Worker(
+            rt.engine,
+            rt.jobs,
+            rt.importer,
+            concurrency=concurrency or rt.settings.worker_concurrency,
+            poll_seconds=rt.settings.worker_poll_seconds,
+        )
+
+        def _stop(_signum: int, _frame: FrameType | None) -> None:
+            w.request_stop()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        w.run(once=once)
+
+
+@app.command()
+@friendly_errors
+def sandbox(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8900,
+    contacts: Annotated[int, typer.Option(min=0, help="size of the default account's book")] = 500,
+) -> None:
+    """Run the fake Google API on a port, for local development; prints its access token."""
+    state = SandboxState()
+    token = state.add_account(size=contacts, seed=1)
+    console.print(f"sandbox on http://{host}:{port}  (GOOGLE_PEOPLE_API_URL)")
+    console.print(f"access token of a {contacts}-contact account: {token}")
+    serve_forever(state, host, port)
+
+
+def main() -> None:
+    app()

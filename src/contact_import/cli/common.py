@@ -1,0 +1,87 @@
+"""What every command shares: settings, logging, and turning errors into one-line messages."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from typing import ParamSpec, TypeVar
+from uuid import UUID
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from contact_import.errors import ConfigError, ContactImportError
+from contact_import.runtime import Runtime
+from contact_import.settings import Settings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print one line to stderr; the caller raises the returned Exit."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Known failures become one readable line and a non-zero exit, never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except ContactImportError as exc:
+            raise fail(str(exc)) from None
+        except OperationalError as exc:
+            raise fail(f"cannot use the database: {_first_line(exc.orig)}") from None
+        except ProgrammingError as exc:
+            raise fail(
+                f"database error: {_first_line(exc.orig)} "
+                "(did you run `contact-import db upgrade`?)"
+            ) from None
+
+    return wrapper
+
+
+def _first_line(error: BaseException | None) -> str:
+    text = str(error or "unknown error").strip().splitlines()
+    return text[0] if text else "unknown error"
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(p) for p in first["loc"]).upper()
+        raise ConfigError(f"setting {name}: {first['msg']}") from None
+
+
+@contextmanager
+def runtime(settings: Settings | None = None, *, migrate: bool = False) -> Iterator[Runtime]:
+    with Runtime.build(settings or load_settings(), migrate=migrate) as rt:
+        yield rt
+
+
+def parse_job_id(raw: str) -> UUID:
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise ConfigError(f"{raw!r} is not a job id (a UUID)") from None
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )

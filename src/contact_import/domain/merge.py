@@ -1,0 +1,236 @@
+"""Match a page of incoming contacts to a user's existing ones and plan the writes.
+
+Pure: the store reads the key owners and the matched contacts, this module decides, the store
+writes the plan in a few set-based statements.
+
+Keys are strings with a kind prefix, unique per user in the database:
+``id:<provider>:<provider contact id>``, ``email:<trimmed lowercase address>``,
+``phone:<E.164>``. An email key belongs to exactly one contact, so a merge never copies an email
+that another contact owns. A phone key is owned by the first contact that had it; a phone may
+still appear on several contacts (a shared landline), it just matches the first.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence, Set
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from uuid import UUID
+
+from contact_import.domain.contact import NormalizedContact, RejectedContact
+
+__all__ = [
+    "Action",
+    "ContactOutcome",
+    "ContactState",
+    "PagePlan",
+    "email_match_key",
+    "identity_key",
+    "phone_match_key",
+    "plan_page_merge",
+]
+
+
+class Action(StrEnum):
+    """What one incoming contact did, as ``imported_contacts.action`` records it."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+def identity_key(provider: str, provider_contact_id: str) -> str:
+    return f"id:{provider}:{provider_contact_id}"
+
+
+def email_match_key(key: str) -> str:
+    return "email:" + key
+
+
+def phone_match_key(key: str) -> str:
+    return "phone:" + key
+
+
+@dataclass(slots=True)
+class ContactState:
+    """A contact as stored: display values plus the email/phone keys it carries."""
+
+    id: UUID
+    display_name: str
+    emails: list[str] = field(default_factory=list)
+    phones: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+
+    def copy(self) -> ContactState:
+        return replace(
+            self, emails=list(self.emails), phones=list(self.phones), keys=list(self.keys)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ContactOutcome:
+    provider_contact_id: str
+    action: Action
+    contact_id: UUID | None
+    detail: str | None = None
+
+
+@dataclass(slots=True)
+class PagePlan:
+    """The writes one page needs: new rows, changed rows, new key owners and one outcome each."""
+
+    creates: list[ContactState] = field(default_factory=list)
+    updates: list[ContactState] = field(default_factory=list)
+    new_keys: dict[str, UUID] = field(default_factory=dict)
+    outcomes: list[ContactOutcome] = field(default_factory=list)
+
+    def counts(self) -> Counter[Action]:
+        return Counter(o.action for o in self.outcomes)
+
+
+def plan_page_merge(
+    incoming: Sequence[NormalizedContact | RejectedContact],
+    *,
+    provider: str,
+    owners: Mapping[str, UUID],
+    existing: Mapping[UUID, ContactState],
+    new_id: Callable[[], UUID],
+    already_recorded: Set[str] = frozenset(),
+) -> PagePlan:
+    """Decide created/updated/skipped/failed for each incoming contact, in order.
+
+    ``owners`` maps every key of this page that already has an owner to that contact;
+    ``existing`` holds those contacts. A contact id in ``already_recorded`` (seen earlier in
+    the same job) and a repeat inside the page are dropped: no outcome, counted once.
+    Inputs are not mutated.
+    """
+    planner = _Planner(provider, owners, existing, new_id)
+    seen = set(already_recorded)
+    for contact in incoming:
+        if contact.provider_contact_id in seen:
+            continue
+        seen.add(contact.provider_contact_id)
+        planner.add(contact)
+    return planner.plan()
+
+
+class _Planner:
+    def __init__(
+        self,
+        provider: str,
+        owners: Mapping[str, UUID],
+        existing: Mapping[UUID, ContactState],
+        new_id: Callable[[], UUID],
+    ) -> None:
+        self._provider = provider
+        self._owners = dict(owners)
+        self._existing = existing
+        self._new_id = new_id
+        self._touched: dict[UUID, ContactState] = {}
+        self._created: list[UUID] = []
+        self._changed: dict[UUID, None] = {}
+        self._new_keys: dict[str, UUID] = {}
+        self._outcomes: list[ContactOutcome] = []
+
+    def add(self, contact: NormalizedContact | RejectedContact) -> None:
+        pcid = contact.provider_contact_id
+        if isinstance(contact, RejectedContact):
+            self._record(pcid, Action.FAILED, None, contact.reason)
+        elif contact.deleted:
+            self._record(pcid, Action.SKIPPED, None, "deleted at the provider")
+        elif not contact.importable:
+            self._record(pcid, Action.SKIPPED, None, "no name, email or phone")
+        else:
+            self._add_importable(contact)
+
+    def _add_importable(self, contact: NormalizedContact) -> None:
+        target = self._match(contact)
+        if target is None:
+            target = ContactState(id=self._new_id(), display_name="")
+            self._touched[target.id] = target
+            self._created.append(target.id)
+            self._absorb(target, contact)
+            self._record(contact.provider_contact_id, Action.CREATED, target.id)
+            return
+        changed = self._absorb(target, contact)
+        if changed and target.id not in self._created:
+            self._changed[target.id] = None
+        action = Action.UPDATED if changed else Action.SKIPPED
+        self._record(contact.provider_contact_id, action, target.id)
+
+    def _match(self, contact: NormalizedContact) -> ContactState | None:
+        """Same provider identity, else a shared email, else (no email at all) a shared phone."""
+        candidates = [identity_key(self._provider, contact.provider_contact_id)]
+        candidates += [email_match_key(e.key) for e in contact.emails if e.key]
+        if not contact.has_email:
+            candidates += [phone_match_key(p.key) for p in contact.phones if p.key]
+        for key in candidates:
+            state = self._state(self._owners.get(key))
+            if state is not None:
+                return state
+        return None
+
+    def _state(self, contact_id: UUID | None) -> ContactState | None:
+        if contact_id is None:
+            return None
+        if contact_id not in self._touched:
+            found = self._existing.get(contact_id)
+            if found is None:
+                return None
+            self._touched[contact_id] = found.copy()
+        return self._touched[contact_id]
+
+    def _absorb(self, target: ContactState, contact: NormalizedContact) -> bool:
+        """Union the contact into ``target`` (existing values first); True if anything was added."""
+        self._claim(identity_key(self._provider, contact.provider_contact_id), target)
+        added = False
+        for email in contact.emails:
+            key = email_match_key(email.key or "")
+            owner = self._owners.get(key)
+            if key in target.keys or (owner is not None and owner != target.id):
+                continue  # already there, or another contact's address: never copy it
+            target.emails.append(email.value)
+            target.keys.append(key)
+            self._claim(key, target)
+            added = True
+        for phone in contact.phones:
+            added |= self._absorb_phone(target, phone.value, phone.key)
+        if not target.display_name and contact.display_name:
+            target.display_name = contact.display_name
+            added = True
+        return added
+
+    def _absorb_phone(self, target: ContactState, value: str, key: str | None) -> bool:
+        if key is None:
+            if value in target.phones:
+                return False
+            target.phones.append(value)
+            return True
+        match_key = phone_match_key(key)
+        if match_key in target.keys:
+            return False
+        target.phones.append(value)
+        target.keys.append(match_key)
+        self._claim(match_key, target)
+        return True
+
+    def _claim(self, key: str, target: ContactState) -> None:
+        """Make ``target`` the owner of ``key`` unless some contact already owns it."""
+        if key not in self._owners:
+            self._owners[key] = target.id
+            self._new_keys[key] = target.id
+
+    def _record(
+        self, pcid: str, action: Action, contact_id: UUID | None, detail: str | None = None
+    ) -> None:
+        self._outcomes.append(ContactOutcome(pcid, action, contact_id, detail))
+
+    def plan(self) -> PagePlan:
+        return PagePlan(
+            creates=[self._touched[i] for i in self._created],
+            updates=[self._touched[i] for i in self._changed],
+            new_keys=self._new_keys,
+            outcomes=self._outcomes,
+        )

@@ -1,0 +1,176 @@
+"""Run one claimed job, page by page, until it completes, fails, or must yield."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from contact_import.domain.contact import normalize_contact
+from contact_import.domain.job import JobStatus, decide_retry
+from contact_import.errors import (
+    ContactImportError,
+    LeaseLost,
+    PermanentProviderError,
+    RateLimited,
+)
+from contact_import.providers.base import ContactSource
+from contact_import.store.contacts import apply_page
+from contact_import.store.jobs import Job, JobStore, Lease
+
+__all__ = ["ImportBudget", "Importer", "Outcome"]
+
+log = logging.getLogger("contact_import.importer")
+
+
+class Outcome(StrEnum):
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    CONTINUING = "continuing"  # yielded at a page boundary: budget spent or shutting down
+    RETRYING = "retrying"  # transient error: released with a backoff, resumes from its cursor
+    LEASE_LOST = "lease_lost"  # someone else owns the job now
+
+
+@dataclass
+class ImportBudget:
+    """When to stop starting pages: never start one we do not expect to finish in time.
+
+    ``page_estimate`` remembers the slowest recent page (decaying), so the overrun past the
+    deadline is at most one unexpectedly slow page. Shared by the jobs of one tick.
+    """
+
+    deadline: float | None = None
+    clock: Callable[[], float] = time.monotonic
+    page_estimate: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def seconds(
+        cls, seconds: float | None, clock: Callable[[], float] = time.monotonic
+    ) -> ImportBudget:
+        return cls(None if seconds is None else clock() + seconds, clock)
+
+    def can_start_page(self) -> bool:
+        if self.deadline is None:
+            return True
+        return self.deadline - self.clock() > self.page_estimate
+
+    def record_page(self, seconds: float) -> None:
+        with self._lock:
+            self.page_estimate = max(seconds, self.page_estimate * 0.8)
+
+
+SourceFor = Callable[[Job], ContactSource]
+
+
+class Importer:
+    def __init__(
+        self,
+        engine: Engine,
+        jobs: JobStore,
+        sources: SourceFor,
+        *,
+        lease_seconds: float,
+        default_region: str | None,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._engine = engine
+        self._jobs = jobs
+        self._sources = sources
+        self._lease_seconds = lease_seconds
+        self._region = default_region
+        self._jitter = jitter
+
+    def run(self, job: Job, budget: ImportBudget, stop: threading.Event | None = None) -> Outcome:
+        """Import pages of a claimed job until it ends or must yield; never raises."""
+        stop = stop or threading.Event()
+        lease = job.lease
+        extra = {"job_id": str(job.id), "provider": job.provider, "attempt": job.attempts}
+        log.info("job claimed", extra=extra)
+        try:
+            outcome = self._run_pages(job, lease, budget, stop)
+        except LeaseLost:
+            log.warning("lease lost; another worker owns the job now", extra=extra)
+            return Outcome.LEASE_LOST
+        except PermanentProviderError as exc:
+            return self._fail(lease, str(exc), extra)
+        except (ContactImportError, SQLAlchemyError) as exc:
+            return self._retry_later(job, exc, _error_text(exc), extra)
+        except Exception as exc:
+            log.exception("unexpected error in import", extra=extra)
+            return self._retry_later(job, exc, f"internal error ({type(exc).__name__})", extra)
+        log.info("job %s", outcome.value, extra=extra)
+        return outcome
+
+    def _run_pages(
+        self, job: Job, lease: Lease, budget: ImportBudget, stop: threading.Event
+    ) -> Outcome:
+        source = self._sources(job)
+        cursor = job.page_cursor
+        while True:
+            if stop.is_set() or not budget.can_start_page():
+                self._jobs.release(lease, refund=True)
+                return Outcome.CONTINUING
+            started = budget.clock()
+            page = source.fetch_page(cursor)
+            incoming = [normalize_contact(c, self._region) for c in page.contacts]
+            result = apply_page(
+                self._engine,
+                lease,
+                user_id=job.user_id,
+                provider=job.provider,
+                incoming=incoming,
+                next_cursor=page.next_cursor,
+                provider_total=page.total,
+                lease_seconds=self._lease_seconds,
+            )
+            budget.record_page(budget.clock() - started)
+            log.info(
+                "page stored",
+                extra={"job_id": str(job.id), "contacts": len(incoming), **result.counts.as_dict()},
+            )
+            if page.next_cursor is None:
+                return Outcome.COMPLETED
+            if result.cancel_requested:
+                self._jobs.finish(lease, JobStatus.CANCELLED, "cancelled by the user")
+                return Outcome.CANCELLED
+            cursor = page.next_cursor
+
+    def _fail(self, lease: Lease, message: str, extra: dict[str, object]) -> Outcome:
+        log.warning("job failed: %s", message, extra=extra)
+        try:
+            self._jobs.finish(lease, JobStatus.FAILED, message)
+        except (LeaseLost, SQLAlchemyError):
+            return Outcome.LEASE_LOST
+        return Outcome.FAILED
+
+    def _retry_later(
+        self, job: Job, exc: BaseException, message: str, extra: dict[str, object]
+    ) -> Outcome:
+        retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+        decision = decide_retry(job.attempts, job.max_attempts, self._jitter(), retry_after)
+        if decision.delay is None:
+            return self._fail(
+                job.lease, f"{message} (gave up after {job.attempts} attempts)", extra
+            )
+        log.warning("transient error, retrying in %.0fs: %s", decision.delay, message, extra=extra)
+        try:
+            self._jobs.release(job.lease, delay=decision.delay, refund=False, error=message)
+        except (LeaseLost, SQLAlchemyError):
+            return Outcome.LEASE_LOST
+        return Outcome.RETRYING
+
+
+def _error_text(exc: BaseException) -> str:
+    """A message safe to store and show: our own errors say it; driver errors are summarized."""
+    if isinstance(exc, ContactImportError):
+        return str(exc)
+    return f"database error ({type(exc).__name__}); will retry"

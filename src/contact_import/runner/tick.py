@@ -1,0 +1,80 @@
+"""One tick: what the cron route and `contact-import tick` do, within a time budget."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from contact_import.runner.importer import ImportBudget, Importer, Outcome
+from contact_import.store.jobs import JobStore, new_worker_name
+
+__all__ = ["TickSummary", "run_tick"]
+
+log = logging.getLogger("contact_import.tick")
+
+
+@dataclass
+class TickSummary:
+    """The cron route's JSON, as the original answered it, plus ``continuing``/``cancelled``."""
+
+    processed: list[UUID] = field(default_factory=list)
+    failed: list[UUID] = field(default_factory=list)
+    continuing: list[UUID] = field(default_factory=list)
+    cancelled: list[UUID] = field(default_factory=list)
+    claimed: int = 0
+
+    def add(self, job_id: UUID, outcome: Outcome) -> None:
+        bucket = {
+            Outcome.COMPLETED: self.processed,
+            Outcome.FAILED: self.failed,
+            Outcome.CANCELLED: self.cancelled,
+        }.get(outcome, self.continuing)
+        bucket.append(job_id)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "message": "Processing complete" if self.claimed else "No pending jobs",
+            "processed": len(self.processed),
+            "failed": len(self.failed),
+            "job_ids": {
+                "processed": [str(i) for i in self.processed],
+                "failed": [str(i) for i in self.failed],
+                "continuing": [str(i) for i in self.continuing],
+                "cancelled": [str(i) for i in self.cancelled],
+            },
+        }
+
+
+def run_tick(
+    jobs: JobStore,
+    importer: Importer,
+    *,
+    budget_seconds: float,
+    max_jobs: int,
+    worker: str | None = None,
+) -> TickSummary:
+    """Settle dead leases, claim up to ``max_jobs`` and import them side by side.
+
+    Each job stops at a page boundary when the shared budget cannot fit another page, and
+    resumes from its cursor on a later tick.
+    """
+    budget = ImportBudget.seconds(budget_seconds)
+    reaped_failed, reaped_cancelled = jobs.reap()
+    if reaped_failed or reaped_cancelled:
+        log.info(
+            "settled dead jobs", extra={"failed": reaped_failed, "cancelled": reaped_cancelled}
+        )
+    claimed = jobs.claim(worker or new_worker_name(), max_jobs)
+    summary = TickSummary(claimed=len(claimed))
+    if not claimed:
+        log.info("no pending jobs")
+        return summary
+    log.info("claimed jobs", extra={"count": len(claimed)})
+    with ThreadPoolExecutor(max_workers=len(claimed), thread_name_prefix="tick") as pool:
+        outcomes = list(pool.map(lambda job: importer.run(job, budget), claimed))
+    for job, outcome in zip(claimed, outcomes, strict=True):
+        summary.add(job.id, outcome)
+    return summary

@@ -1,0 +1,64 @@
+"""Wiring: build engines, clients and stores once, from settings; nothing at import time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy import Engine
+
+from contact_import.crypto import TokenCipher
+from contact_import.providers.factory import SourceFactory
+from contact_import.runner.importer import Importer
+from contact_import.settings import Settings
+from contact_import.store.db import create_db_engine, upgrade_database
+from contact_import.store.grants import GrantStore
+from contact_import.store.jobs import JobStore
+
+__all__ = ["Runtime"]
+
+
+@dataclass
+class Runtime:
+    """Everything a tick, a worker or the API needs, built from one ``Settings``."""
+
+    settings: Settings
+    engine: Engine
+    jobs: JobStore
+    grants: GrantStore
+    http: httpx.Client
+    importer: Importer
+
+    @classmethod
+    def build(cls, settings: Settings, *, migrate: bool = False) -> Runtime:
+        settings.require_secrets("token_encryption_key")
+        engine = create_db_engine(settings.database_url, pool_size=settings.worker_concurrency + 2)
+        if migrate:
+            upgrade_database(engine)
+        jobs = JobStore(
+            engine, lease_seconds=settings.lease_seconds, max_attempts=settings.max_attempts
+        )
+        grants = GrantStore(engine, TokenCipher(settings.token_keys()))
+        http = httpx.Client(
+            timeout=settings.http_timeout_seconds,
+            limits=httpx.Limits(max_connections=settings.worker_concurrency * 2 + 4),
+            headers={"User-Agent": "contact-import"},
+        )
+        importer = Importer(
+            engine,
+            jobs,
+            SourceFactory(settings, http, grants),
+            lease_seconds=settings.lease_seconds,
+            default_region=settings.default_phone_region,
+        )
+        return cls(settings, engine, jobs, grants, http, importer)
+
+    def close(self) -> None:
+        self.http.close()
+        self.engine.dispose()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

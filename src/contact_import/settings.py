@@ -1,0 +1,92 @@
+"""Settings from the environment (pydantic-settings), with safe defaults for the embedded mode."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contact_import.errors import ConfigError
+
+__all__ = ["DEV_TOKEN_ENCRYPTION_KEY", "Settings"]
+
+# Used only when CONTACT_IMPORT_ENV=development and no key is configured; refused otherwise.
+# Public on purpose (it is in the repository), hence refused outside development.
+DEV_TOKEN_ENCRYPTION_KEY = "ZGV2LW9ubHktY29udGFjdC1pbXBvcnQta2V5LTAwMDA="  # noqa: S105
+
+_PLACEHOLDERS = frozenset(
+    {"", "changeme", "change-me", "secret", "your-secret-key-here", "xxx", "todo", "placeholder"}
+)
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; see the README for what each one does."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    contact_import_env: Literal["development", "production"] = "production"
+    database_url: str = "sqlite:///contact-import.db"
+    cron_secret: str | None = None
+    jwt_secret: str | None = None
+    jwt_audience: str = "authenticated"
+    token_encryption_key: str | None = None
+    lease_seconds: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1)
+    page_size: int = Field(default=1000, ge=1, le=1000)
+    tick_budget_seconds: float = Field(default=8.0, gt=0)
+    tick_max_jobs: int = Field(default=2, ge=1)
+    worker_concurrency: int = Field(default=4, ge=1)
+    worker_poll_seconds: float = Field(default=5.0, gt=0)
+    http_timeout_seconds: float = Field(default=20.0, gt=0)
+    public_base_url: str = "http://127.0.0.1:8000"
+    default_phone_region: str | None = "US"
+    google_client_id: str | None = None
+    google_client_secret: str | None = None
+    google_auth_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    google_token_url: str = "https://oauth2.googleapis.com/token"  # noqa: S105 (a URL)
+    google_people_api_url: str = "https://people.googleapis.com"
+    microsoft_client_id: str | None = None
+    microsoft_client_secret: str | None = None
+    microsoft_tenant: str = "common"
+    microsoft_login_url: str = "https://login.microsoftonline.com"
+    microsoft_graph_api_url: str = "https://graph.microsoft.com"
+
+    @field_validator("default_phone_region")
+    @classmethod
+    def _region_upper(cls, value: str | None) -> str | None:
+        return value.strip().upper() or None if value else None
+
+    @property
+    def dev_mode(self) -> bool:
+        return self.contact_import_env == "development"
+
+    def token_keys(self) -> list[str]:
+        """Fernet keys, newest first; the built-in dev key only in development."""
+        raw = self.token_encryption_key or ""
+        keys = [k.strip() for k in raw.split(",") if k.strip()]
+        if keys:
+            return keys
+        if self.dev_mode:
+            return [DEV_TOKEN_ENCRYPTION_KEY]
+        raise ConfigError(
+            "TOKEN_ENCRYPTION_KEY is not set: generate one with `python -c "
+            "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`"
+        )
+
+    def require_secrets(self, *names: str) -> None:
+        """Refuse to start outside development when a named secret is missing or a placeholder."""
+        if self.dev_mode:
+            return
+        bad = [n.upper() for n in names if _is_placeholder(getattr(self, n))]
+        if bad:
+            raise ConfigError(
+                f"{', '.join(bad)} must be set to a real secret "
+                "(or set CONTACT_IMPORT_ENV=development for local use)"
+            )
+        if "token_encryption_key" in names and DEV_TOKEN_ENCRYPTION_KEY in self.token_keys():
+            raise ConfigError("TOKEN_ENCRYPTION_KEY is the development key; generate a real one")
+
+
+def _is_placeholder(value: str | None) -> bool:
+    return value is None or value.strip().lower() in _PLACEHOLDERS or len(value.strip()) < 16

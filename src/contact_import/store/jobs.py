@@ -1,0 +1,461 @@
+"""All job SQL: create, claim, lease, checkpoint, release, finish, cancel, retry.
+
+Every write to a claimed job is fenced by its ``Lease``: ``locked_by`` (unique per claim) and
+``attempts``. An UPDATE that matches zero rows means the lease was lost (it expired and another
+worker claimed the job): the caller must stop and write nothing more.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+from sqlalchemy import ColumnElement, Connection, Engine, and_, func, literal, or_, select, text
+from sqlalchemy import update as sql_update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from contact_import.domain.job import ACTIVE_STATUSES, JobStatus
+from contact_import.errors import JobNotFound, JobStateConflict, LeaseLost
+from contact_import.store.db import is_postgres
+from contact_import.store.schema import UTCDateTime, imported_contacts, jobs
+
+__all__ = [
+    "NOTIFY_CHANNEL",
+    "Job",
+    "JobStore",
+    "Lease",
+    "PageCounts",
+    "checkpoint",
+    "new_worker_name",
+]
+
+NOTIFY_CHANNEL = "contact_import_jobs"
+_ACTIVE = [s.value for s in ACTIVE_STATUSES]
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A row of ``contact_import_jobs``."""
+
+    id: UUID
+    user_id: str
+    provider: str
+    status: JobStatus
+    grant_id: UUID | None
+    total_contacts: int
+    processed_contacts: int
+    created_contacts: int
+    updated_contacts: int
+    imported_contacts: int
+    skipped_contacts: int
+    failed_contacts: int
+    pages_done: int
+    page_cursor: str | None
+    error_message: str | None
+    attempts: int
+    max_attempts: int
+    locked_by: str | None
+    lease_expires_at: datetime | None
+    run_after: datetime
+    cancel_requested: bool
+    started_at: datetime
+    completed_at: datetime | None
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> Job:
+        data = {f.name: row._mapping[f.name] for f in fields(cls)}
+        data["status"] = JobStatus(data["status"])
+        return cls(**data)
+
+    @property
+    def lease(self) -> Lease:
+        if self.locked_by is None:
+            raise LeaseLost(f"job {self.id} is not claimed")
+        return Lease(self.id, self.locked_by, self.attempts)
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The fence for writes to a claimed job."""
+
+    job_id: UUID
+    locked_by: str
+    attempts: int
+
+    def matches(self) -> ColumnElement[bool]:
+        return and_(
+            jobs.c.id == self.job_id,
+            jobs.c.locked_by == self.locked_by,
+            jobs.c.attempts == self.attempts,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PageCounts:
+    """What one page added to the job's counts."""
+
+    created: int = 0
+    updated: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+    @property
+    def processed(self) -> int:
+        return self.created + self.updated + self.skipped + self.failed
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "skipped": self.skipped,
+            "failed": self.failed,
+        }
+
+
+def new_worker_name() -> str:
+    return f"{socket.gethostname()}:{secrets.token_hex(3)}"
+
+
+def db_now(conn: Connection, plus_seconds: float = 0.0) -> ColumnElement[datetime]:
+    """The database's clock on Postgres (one clock for every machine); ours on SQLite."""
+    if is_postgres(conn):
+        now = func.now()
+        return now + timedelta(seconds=plus_seconds) if plus_seconds else now
+    return literal(datetime.now(UTC) + timedelta(seconds=plus_seconds), UTCDateTime)
+
+
+def checkpoint(
+    conn: Connection,
+    lease: Lease,
+    counts: PageCounts,
+    *,
+    next_cursor: str | None,
+    provider_total: int | None,
+    lease_seconds: float,
+) -> bool:
+    """Advance cursor and counts and extend the lease, inside the page's transaction.
+
+    ``next_cursor`` None means that was the last page: the job completes in the same
+    transaction as its last contacts. Returns ``cancel_requested``; raises LeaseLost.
+    """
+    processed = jobs.c.processed_contacts + counts.processed
+    values: dict[str, Any] = {
+        "processed_contacts": processed,
+        "created_contacts": jobs.c.created_contacts + counts.created,
+        "updated_contacts": jobs.c.updated_contacts + counts.updated,
+        "imported_contacts": jobs.c.imported_contacts + counts.created + counts.updated,
+        "skipped_contacts": jobs.c.skipped_contacts + counts.skipped,
+        "failed_contacts": jobs.c.failed_contacts + counts.failed,
+        "total_contacts": processed if provider_total is None else provider_total,
+        "pages_done": jobs.c.pages_done + 1,
+        "page_cursor": next_cursor,
+        "lease_expires_at": db_now(conn, lease_seconds),
+        "updated_at": db_now(conn),
+    }
+    if next_cursor is None:
+        # At completion the total is what the provider really returned.
+        values |= _final_values(conn, JobStatus.COMPLETED, None) | {"total_contacts": processed}
+    stmt = sql_update(jobs).where(lease.matches()).values(values).returning(jobs.c.cancel_requested)
+    cancel = conn.execute(stmt).scalar_one_or_none()
+    if cancel is None:
+        raise LeaseLost(f"lost the lease on job {lease.job_id}")
+    return bool(cancel)
+
+
+def _final_values(conn: Connection, status: JobStatus, error: str | None) -> dict[str, Any]:
+    return {
+        "status": status.value,
+        "error_message": error,
+        "completed_at": db_now(conn),
+        "updated_at": db_now(conn),
+        "locked_by": None,
+        "lease_expires_at": None,
+    }
+
+
+def _notify(conn: Connection, job_id: UUID) -> None:
+    if is_postgres(conn):
+        conn.execute(
+            text("SELECT pg_notify(:channel, :payload)"),
+            {"channel": NOTIFY_CHANNEL, "payload": str(job_id)},
+        )
+
+
+class JobStore:
+    """Job operations, each in its own transaction."""
+
+    def __init__(self, engine: Engine, *, lease_seconds: float, max_attempts: int = 5) -> None:
+        self.engine = engine
+        self.lease_seconds = lease_seconds
+        self.max_attempts = max_attempts
+
+    # -- creating and reading -------------------------------------------------------------
+
+    def create(self, user_id: str, provider: str, grant_id: UUID | None = None) -> tuple[Job, bool]:
+        """Queue a job as ``fetching``; if one is active for (user, provider), return that one.
+
+        Returns (job, created). The partial unique index decides, not a prior SELECT, so two
+        concurrent starts still produce one job.
+        """
+        with self.engine.begin() as conn:
+            now = db_now(conn)
+            values = {
+                "id": uuid4(), "user_id": user_id, "provider": provider, "grant_id": grant_id,
+                "status": JobStatus.FETCHING.value, "max_attempts": self.max_attempts,
+                "run_after": now, "started_at": now, "updated_at": now,
+            }  # fmt: skip
+            insert = postgresql.insert if is_postgres(conn) else sqlite.insert
+            stmt = (
+                insert(jobs)
+                .values(values)
+                .on_conflict_do_nothing(
+                    index_elements=["user_id", "provider"],
+                    index_where=jobs.c.status.in_(_ACTIVE),
+                )
+                .returning(*jobs.c)
+            )
+            row = conn.execute(stmt).first()
+            if row is not None:
+                _notify(conn, row.id)
+                return Job.from_row(row), True
+            existing = conn.execute(
+                select(jobs).where(
+                    jobs.c.user_id == user_id,
+                    jobs.c.provider == provider,
+                    jobs.c.status.in_(_ACTIVE),
+                )
+            ).one()
+            return Job.from_row(existing), False
+
+    def get(self, job_id: UUID, user_id: str | None = None) -> Job:
+        """The job; JobNotFound when it does not exist or (with ``user_id``) is someone else's."""
+        stmt = select(jobs).where(jobs.c.id == job_id)
+        if user_id is not None:
+            stmt = stmt.where(jobs.c.user_id == user_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(stmt).first()
+        if row is None:
+            raise JobNotFound(f"no import job {job_id}")
+        return Job.from_row(row)
+
+    def list_jobs(
+        self, *, user_id: str | None = None, statuses: Sequence[str] = (), limit: int = 50
+    ) -> list[Job]:
+        stmt = select(jobs).order_by(jobs.c.started_at.desc(), jobs.c.id).limit(limit)
+        if user_id is not None:
+            stmt = stmt.where(jobs.c.user_id == user_id)
+        if statuses:
+            stmt = stmt.where(jobs.c.status.in_(list(statuses)))
+        with self.engine.connect() as conn:
+            return [Job.from_row(r) for r in conn.execute(stmt)]
+
+    def action_counts(self, job_id: UUID) -> dict[str, int]:
+        """The original's audit query: how many contacts took each action in this job."""
+        ic = imported_contacts.c
+        stmt = select(ic.action, func.count()).where(ic.import_job_id == job_id).group_by(ic.action)
+        with self.engine.connect() as conn:
+            return {action: count for action, count in conn.execute(stmt).tuples()}
+
+    def stuck(self, *, waiting_seconds: float = 300.0) -> list[Job]:
+        """Active jobs whose lease expired, or that have waited to run for too long."""
+        with self.engine.connect() as conn:
+            now, old = db_now(conn), db_now(conn, -waiting_seconds)
+            stmt = (
+                select(jobs)
+                .where(jobs.c.status.in_(_ACTIVE))
+                .where(
+                    or_(
+                        jobs.c.lease_expires_at < now,
+                        and_(jobs.c.locked_by.is_(None), jobs.c.run_after < old),
+                    )
+                )
+                .order_by(jobs.c.started_at)
+            )
+            return [Job.from_row(r) for r in conn.execute(stmt)]
+
+    # -- the queue ------------------------------------------------------------------------
+
+    def claim(self, worker: str, limit: int) -> list[Job]:
+        """Claim up to ``limit`` runnable jobs in ONE statement, each under a fresh lease.
+
+        Runnable: active, due (``run_after``), not leased or its lease expired (a crashed
+        worker's job is reclaimed here), attempts left, no cancel pending. On Postgres,
+        ``FOR UPDATE SKIP LOCKED`` lets concurrent claimers pass over each other's rows instead
+        of waiting or double-claiming; on SQLite the whole statement runs under the write lock
+        ``BEGIN IMMEDIATE`` takes. ``attempts`` grows here, so a crashed attempt still counts.
+        """
+        locked_by = f"{worker}/{secrets.token_hex(4)}"
+        with self.engine.begin() as conn:
+            now = db_now(conn)
+            picked = (
+                select(jobs.c.id)
+                .where(jobs.c.status.in_(_ACTIVE), jobs.c.run_after <= now)
+                .where(or_(jobs.c.locked_by.is_(None), jobs.c.lease_expires_at < now))
+                .where(jobs.c.attempts < jobs.c.max_attempts, jobs.c.cancel_requested.is_(False))
+                .order_by(jobs.c.run_after, jobs.c.started_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+                .cte("picked")
+            )
+            stmt = (
+                sql_update(jobs)
+                .where(jobs.c.id.in_(select(picked.c.id)))
+                .values(
+                    status=JobStatus.PROCESSING.value,
+                    locked_by=locked_by,
+                    lease_expires_at=db_now(conn, self.lease_seconds),
+                    attempts=jobs.c.attempts + 1,
+                    updated_at=now,
+                )
+                .returning(*jobs.c)
+            )
+            return sorted((Job.from_row(r) for r in conn.execute(stmt)), key=lambda j: j.run_after)
+
+    def reap(self) -> tuple[int, int]:
+        """Settle expired leases that must not be claimed again: (failed, cancelled).
+
+        A job whose last attempt died (lease expired) with no attempts left fails with a
+        reason; one whose cancel was requested while its worker died is cancelled.
+        """
+        with self.engine.begin() as conn:
+            now = db_now(conn)
+            expired = and_(
+                jobs.c.status.in_(_ACTIVE),
+                or_(jobs.c.locked_by.is_(None), jobs.c.lease_expires_at < now),
+            )
+            cancelled = conn.execute(
+                sql_update(jobs)
+                .where(expired, jobs.c.cancel_requested.is_(True))
+                .values(_final_values(conn, JobStatus.CANCELLED, "cancelled by the user"))
+            ).rowcount
+            failed = conn.execute(
+                sql_update(jobs)
+                .where(expired, jobs.c.attempts >= jobs.c.max_attempts)
+                .values(
+                    _final_values(
+                        conn,
+                        JobStatus.FAILED,
+                        "gave up: the import stopped without finishing on every attempt "
+                        "(worker crashed or timed out)",
+                    )
+                )
+            ).rowcount
+        return failed, cancelled
+
+    def heartbeat(self, lease: Lease) -> None:
+        """Extend the lease; LeaseLost if it is no longer ours."""
+        with self.engine.begin() as conn:
+            self._fenced(conn, lease, {"lease_expires_at": db_now(conn, self.lease_seconds)})
+
+    def release(
+        self, lease: Lease, *, delay: float = 0.0, refund: bool, error: str | None = None
+    ) -> None:
+        """Give the job back to the queue, runnable again after ``delay`` seconds.
+
+        ``refund`` returns the attempt: a job that stopped cleanly at a page boundary (budget
+        spent, worker shutting down) has not failed, so a long import resumed over many ticks
+        does not run out of attempts.
+        """
+        with self.engine.begin() as conn:
+            values: dict[str, Any] = {
+                "locked_by": None,
+                "lease_expires_at": None,
+                "run_after": db_now(conn, delay),
+            }
+            if refund:
+                values["attempts"] = jobs.c.attempts - 1
+            if error is not None:
+                values["error_message"] = error
+            self._fenced(conn, lease, values)
+            _notify(conn, lease.job_id)
+
+    def finish(self, lease: Lease, status: JobStatus, error: str | None = None) -> None:
+        with self.engine.begin() as conn:
+            self._fenced(conn, lease, _final_values(conn, status, error))
+
+    def _fenced(self, conn: Connection, lease: Lease, values: dict[str, Any]) -> None:
+        values.setdefault("updated_at", db_now(conn))
+        result = conn.execute(sql_update(jobs).where(lease.matches()).values(values))
+        if result.rowcount == 0:
+            raise LeaseLost(f"lost the lease on job {lease.job_id}")
+
+    # -- user actions ---------------------------------------------------------------------
+
+    def cancel(self, job_id: UUID, user_id: str | None = None) -> Job:
+        """Cancel now if no worker holds the job, else flag it for the worker's next page."""
+        with self.engine.begin() as conn:
+            job = self._locked_row(conn, job_id, user_id)
+            if job.status not in ACTIVE_STATUSES:
+                raise JobStateConflict(f"job {job_id} is already {job.status.value}")
+            now = db_now(conn)
+            unheld = or_(jobs.c.locked_by.is_(None), jobs.c.lease_expires_at < now)
+            done_now = conn.execute(
+                sql_update(jobs)
+                .where(jobs.c.id == job_id, unheld)
+                .values(
+                    _final_values(conn, JobStatus.CANCELLED, "cancelled by the user")
+                    | {"cancel_requested": True}
+                )
+            ).rowcount
+            if not done_now:
+                # A live worker holds it: it sees the flag at its next page and stops there.
+                conn.execute(
+                    sql_update(jobs)
+                    .where(jobs.c.id == job_id)
+                    .values(cancel_requested=True, updated_at=now)
+                )
+        return self.get(job_id)
+
+    def retry(self, job_id: UUID, user_id: str | None = None) -> Job:
+        """Queue a failed or cancelled job again, resuming from its cursor with fresh attempts."""
+        with self.engine.begin() as conn:
+            job = self._locked_row(conn, job_id, user_id)
+            if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+                raise JobStateConflict(
+                    f"only failed or cancelled jobs can be retried; job {job_id} "
+                    f"is {job.status.value}"
+                )
+            active = conn.execute(
+                select(jobs.c.id).where(
+                    jobs.c.user_id == job.user_id,
+                    jobs.c.provider == job.provider,
+                    jobs.c.status.in_(_ACTIVE),
+                )
+            ).first()
+            if active is not None:
+                raise JobStateConflict(
+                    f"another {job.provider} import is already running: job {active.id}"
+                )
+            now = db_now(conn)
+            conn.execute(
+                sql_update(jobs)
+                .where(jobs.c.id == job_id)
+                .values(
+                    status=JobStatus.FETCHING.value,
+                    attempts=0,
+                    error_message=None,
+                    cancel_requested=False,
+                    completed_at=None,
+                    run_after=now,
+                    updated_at=now,
+                    locked_by=None,
+                    lease_expires_at=None,
+                )
+            )
+            _notify(conn, job_id)
+        return self.get(job_id)
+
+    def _locked_row(self, conn: Connection, job_id: UUID, user_id: str | None) -> Job:
+        stmt = select(jobs).where(jobs.c.id == job_id).with_for_update()
+        if user_id is not None:
+            stmt = stmt.where(jobs.c.user_id == user_id)
+        row = conn.execute(stmt).first()
+        if row is None:
+            raise JobNotFound(f"no import job {job_id}")
+        return Job.from_row(row)

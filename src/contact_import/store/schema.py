@@ -1,0 +1,193 @@
+"""Tables, as SQLAlchemy Core: the original's three plus grants and match keys.
+
+The migrations in ``store/migrations`` create exactly these; a test checks the two agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "ACTIVE_SQL",
+    "UTCDateTime",
+    "contact_match_keys",
+    "contacts",
+    "imported_contacts",
+    "jobs",
+    "metadata",
+    "provider_grants",
+]
+
+# Statuses a job can be claimed or resumed from; the partial indexes below use the same text.
+ACTIVE_SQL = "status IN ('fetching', 'processing')"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both backends (SQLite stores them as naive UTC text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+metadata = MetaData()
+
+
+def _count(name: str) -> Column[int]:
+    return Column(name, Integer, nullable=False, server_default=text("0"))
+
+
+provider_grants = Table(
+    "provider_grants",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Text, nullable=False),
+    Column("provider", Text, nullable=False),
+    Column("account_id", Text),
+    Column("access_token_enc", Text),
+    Column("refresh_token_enc", Text),
+    Column("access_token_expires_at", UTCDateTime),
+    Column("scopes", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_provider_grants_user", "user_id", "provider"),
+)
+
+jobs = Table(
+    "contact_import_jobs",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Text, nullable=False),
+    Column("provider", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default=text("'fetching'")),
+    Column("grant_id", Uuid, ForeignKey("provider_grants.id", ondelete="SET NULL")),
+    _count("total_contacts"),
+    _count("processed_contacts"),
+    _count("created_contacts"),
+    _count("updated_contacts"),
+    _count("imported_contacts"),
+    _count("skipped_contacts"),
+    _count("failed_contacts"),
+    _count("pages_done"),
+    Column("page_cursor", Text),
+    Column("error_message", Text),
+    _count("attempts"),
+    Column("max_attempts", Integer, nullable=False, server_default=text("5")),
+    Column("locked_by", Text),
+    Column("lease_expires_at", UTCDateTime),
+    Column("run_after", UTCDateTime, nullable=False),
+    Column("cancel_requested", Boolean, nullable=False, server_default=text("false")),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("completed_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint(
+        "status IN ('fetching', 'processing', 'completed', 'failed', 'cancelled')",
+        name="ck_contact_import_jobs_status",
+    ),
+    # Serves the claim: only active jobs are in it, ordered by when they may run.
+    Index(
+        "ix_contact_import_jobs_claimable",
+        "run_after",
+        postgresql_where=text(ACTIVE_SQL),
+        sqlite_where=text(ACTIVE_SQL),
+    ),
+    # At most one active job per (user, provider): a second start returns the first.
+    Index(
+        "uq_contact_import_jobs_one_active",
+        "user_id",
+        "provider",
+        unique=True,
+        postgresql_where=text(ACTIVE_SQL),
+        sqlite_where=text(ACTIVE_SQL),
+    ),
+    Index("ix_contact_import_jobs_user", "user_id", "started_at"),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Text, nullable=False),
+    Column("display_name", Text, nullable=False, server_default=text("''")),
+    Column("emails", Json, nullable=False),
+    Column("phones", Json, nullable=False),
+    # The email:/phone: keys of this contact's values (see domain/merge.py), kept so a merge
+    # never has to re-parse stored phone numbers.
+    Column("match_keys", Json, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_contacts_user", "user_id", "created_at", "id"),
+)
+
+# Who owns each key: unique per user in the database, so two concurrent imports cannot both
+# create a contact for one email.
+contact_match_keys = Table(
+    "contact_match_keys",
+    metadata,
+    Column("user_id", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column(
+        "contact_id",
+        Uuid,
+        ForeignKey("contacts.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Index("ix_contact_match_keys_contact", "contact_id"),
+)
+
+imported_contacts = Table(
+    "imported_contacts",
+    metadata,
+    Column(
+        "import_job_id",
+        Uuid,
+        ForeignKey("contact_import_jobs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("provider_contact_id", Text, primary_key=True),
+    # No foreign key: this is an audit trail and outlives a contact the user deletes.
+    Column("contact_id", Uuid),
+    Column("action", Text, nullable=False),
+    Column("detail", Text),
+    Column("raw_data", Json),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint(
+        "action IN ('created', 'updated', 'skipped', 'failed')",
+        name="ck_imported_contacts_action",
+    ),
+)
