@@ -50,6 +50,7 @@ class ImportBudget:
     deadline: float | None = None
     clock: Callable[[], float] = time.monotonic
     page_estimate: float = 0.0
+    longest_page: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -66,6 +67,7 @@ class ImportBudget:
     def record_page(self, seconds: float) -> None:
         with self._lock:
             self.page_estimate = max(seconds, self.page_estimate * 0.8)
+            self.longest_page = max(self.longest_page, seconds)
 
 
 SourceFor = Callable[[Job], ContactSource]

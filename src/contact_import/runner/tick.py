@@ -25,6 +25,7 @@ class TickSummary:
     continuing: list[UUID] = field(default_factory=list)
     cancelled: list[UUID] = field(default_factory=list)
     claimed: int = 0
+    longest_page_seconds: float = 0.0
 
     def add(self, job_id: UUID, outcome: Outcome) -> None:
         bucket = {
@@ -77,4 +78,5 @@ def run_tick(
         outcomes = list(pool.map(lambda job: importer.run(job, budget), claimed))
     for job, outcome in zip(claimed, outcomes, strict=True):
         summary.add(job.id, outcome)
+    summary.longest_page_seconds = budget.longest_page
     return summary

@@ -260,7 +260,7 @@ class JobStore:
         ic = imported_contacts.c
         stmt = select(ic.action, func.count()).where(ic.import_job_id == job_id).group_by(ic.action)
         with self.engine.connect() as conn:
-            return {action: count for action, count in conn.execute(stmt).tuples()}
+            return {action: count for action, count in conn.execute(stmt)}
 
     def stuck(self, *, waiting_seconds: float = 300.0) -> list[Job]:
         """Active jobs whose lease expired, or that have waited to run for too long."""

@@ -1,0 +1,114 @@
+"""Helpers tests share: queue an import against the sandbox, check the database's invariants."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from uuid import UUID
+
+from sqlalchemy import Engine, func, select
+
+from contact_import.providers.sandbox.app import Faults
+from contact_import.providers.sandbox.server import RunningSandbox
+from contact_import.runner.worker import Worker
+from contact_import.runtime import Runtime
+from contact_import.store.jobs import Job
+from contact_import.store.schema import contacts, imported_contacts
+
+
+def queue_import(
+    rt: Runtime,
+    sandbox: RunningSandbox,
+    user_id: str,
+    *,
+    size: int,
+    seed: int = 1,
+    faults: Faults | None = None,
+    provider: str = "google",
+) -> Job:
+    token = sandbox.state.add_account(size=size, seed=seed, faults=faults)
+    grant_id = rt.grants.create(user_id, provider, access_token=token)
+    job, created = rt.jobs.create(user_id, provider, grant_id)
+    assert created
+    return job
+
+
+def drain(rt: Runtime, concurrency: int = 2) -> Worker:
+    worker = Worker(rt.engine, rt.jobs, rt.importer, concurrency=concurrency, poll_seconds=0.05)
+    worker.run(once=True)
+    return worker
+
+
+@dataclass(frozen=True)
+class Counts:
+    """A job's counts, comparable between runs."""
+
+    status: str
+    total: int
+    processed: int
+    created: int
+    updated: int
+    skipped: int
+    failed: int
+    imported: int
+
+    @classmethod
+    def of(cls, job: Job) -> Counts:
+        return cls(
+            job.status.value, job.total_contacts, job.processed_contacts, job.created_contacts,
+            job.updated_contacts, job.skipped_contacts, job.failed_contacts,
+            job.imported_contacts,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StoredState:
+    contacts: int
+    audit_rows: int
+    audit_actions: dict[str, int]
+    duplicate_email_keys: int
+
+
+def stored_state(engine: Engine, user_id: str, job_id: UUID) -> StoredState:
+    """What is really in the database for one user and one job."""
+    with engine.connect() as conn:
+        n_contacts = conn.execute(
+            select(func.count()).select_from(contacts).where(contacts.c.user_id == user_id)
+        ).scalar_one()
+        keys = Counter(
+            key
+            for (mk,) in conn.execute(
+                select(contacts.c.match_keys).where(contacts.c.user_id == user_id)
+            )
+            for key in mk
+            if key.startswith("email:")
+        )
+        actions = dict(
+            conn.execute(
+                select(imported_contacts.c.action, func.count())
+                .where(imported_contacts.c.import_job_id == job_id)
+                .group_by(imported_contacts.c.action)
+            ).all()
+        )
+    return StoredState(
+        contacts=n_contacts,
+        audit_rows=sum(actions.values()),
+        audit_actions=actions,
+        duplicate_email_keys=sum(1 for n in keys.values() if n > 1),
+    )
+
+
+def assert_consistent(engine: Engine, job: Job, book_size: int) -> StoredState:
+    """The invariants every finished import must satisfy."""
+    state = stored_state(engine, job.user_id, job.id)
+    c = Counts.of(job)
+    assert c.status == "completed", job.error_message
+    assert c.processed == book_size == c.total
+    assert c.processed == c.created + c.updated + c.skipped + c.failed
+    assert c.imported == c.created + c.updated
+    assert state.audit_rows == book_size
+    assert state.audit_actions.get("created", 0) == c.created
+    assert state.audit_actions.get("updated", 0) == c.updated
+    assert state.audit_actions.get("skipped", 0) == c.skipped
+    assert state.duplicate_email_keys == 0
+    return state

@@ -1,0 +1,193 @@
+"""Whole imports through the real importer, sandbox over loopback, on SQLite and Postgres."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import update
+
+from contact_import.domain.job import JobStatus
+from contact_import.providers.base import ContactPage, ContactSource
+from contact_import.providers.sandbox.app import Faults
+from contact_import.providers.sandbox.server import RunningSandbox
+from contact_import.runner.importer import ImportBudget, Importer
+from contact_import.runner.tick import run_tick
+from contact_import.runtime import Runtime
+from contact_import.settings import Settings
+from contact_import.store.jobs import Job
+from contact_import.store.schema import jobs
+from tests.helpers import Counts, assert_consistent, drain, queue_import
+
+
+def test_full_import_has_exact_counts(runtime: Runtime, sandbox: RunningSandbox) -> None:
+    job = queue_import(runtime, sandbox, "alice", size=2500)
+    drain(runtime)
+    done = runtime.jobs.get(job.id)
+    state = assert_consistent(runtime.engine, done, 2500)
+    assert state.contacts == done.created_contacts
+    # The sandbox book has duplicates and empty contacts: all three actions occur.
+    assert done.created_contacts > 2000
+    assert done.updated_contacts > 0
+    assert done.skipped_contacts > 0
+    assert done.pages_done == 3
+    assert done.attempts == 1
+    assert done.locked_by is None
+    assert done.completed_at is not None
+
+
+def test_second_import_of_the_same_book_is_all_skipped(
+    runtime: Runtime, sandbox: RunningSandbox
+) -> None:
+    first = queue_import(runtime, sandbox, "bob", size=1200, seed=7)
+    drain(runtime)
+    created = runtime.jobs.get(first.id).created_contacts
+    second = queue_import(runtime, sandbox, "bob", size=1200, seed=7)
+    drain(runtime)
+    again = runtime.jobs.get(second.id)
+    assert_consistent(runtime.engine, again, 1200)
+    assert (again.created_contacts, again.updated_contacts) == (0, 0)
+    assert again.skipped_contacts == 1200
+    assert assert_consistent(runtime.engine, again, 1200).contacts == created
+
+
+def test_one_active_job_per_user_and_provider(runtime: Runtime, sandbox: RunningSandbox) -> None:
+    job = queue_import(runtime, sandbox, "carol", size=10)
+    again, created = runtime.jobs.create("carol", "google", job.grant_id)
+    assert not created
+    assert again.id == job.id
+    other_user, created = runtime.jobs.create("dave", "google", job.grant_id)
+    assert created
+    assert other_user.id != job.id
+
+
+class _Crash(BaseException):
+    """Stands for the process dying: not an Exception, so nothing catches or releases."""
+
+
+def _crashing_after(
+    pages: int, sources: Callable[[Job], ContactSource]
+) -> Callable[[Job], ContactSource]:
+    class Source:
+        def __init__(self, inner: ContactSource) -> None:
+            self.inner, self.fetched = inner, 0
+
+        def fetch_page(self, cursor: str | None) -> ContactPage:
+            if self.fetched == pages:
+                raise _Crash
+            self.fetched += 1
+            return self.inner.fetch_page(cursor)
+
+    return lambda job: Source(sources(job))
+
+
+def test_expired_lease_is_reclaimed_and_completes_exactly(
+    settings_for: Callable[..., Settings], sandbox: RunningSandbox
+) -> None:
+    with Runtime.build(settings_for(lease_seconds=0.5, page_size=400)) as rt:
+        reference = queue_import(rt, sandbox, "ref", size=3000, seed=3)
+        drain(rt)
+        job = queue_import(rt, sandbox, "erin", size=3000, seed=3)
+        crashing = Importer(
+            rt.engine, rt.jobs, _crashing_after(3, rt.importer._sources),
+            lease_seconds=0.5, default_region="US",
+        )  # fmt: skip
+        (claimed,) = rt.jobs.claim("doomed", 1)
+        with pytest.raises(_Crash):
+            crashing.run(claimed, budget=ImportBudget())
+        stuck = rt.jobs.get(job.id)
+        assert stuck.status is JobStatus.PROCESSING
+        assert stuck.pages_done == 3
+        assert stuck.locked_by is not None
+        assert rt.jobs.claim("too-early", 1) == []  # the lease still holds
+        time.sleep(0.6)
+        summary = run_tick(rt.jobs, rt.importer, budget_seconds=60, max_jobs=1)
+        assert summary.to_json()["job_ids"]["processed"] == [str(job.id)]
+        done = rt.jobs.get(job.id)
+        assert done.attempts == 2  # the crashed attempt counts
+        assert Counts.of(done) == Counts.of(rt.jobs.get(reference.id))
+        assert_consistent(rt.engine, done, 3000)
+
+
+def test_ticks_with_a_small_budget_finish_a_large_import(
+    settings_for: Callable[..., Settings], sandbox: RunningSandbox
+) -> None:
+    budget = 0.4
+    with Runtime.build(settings_for(page_size=500)) as rt:
+        job = queue_import(rt, sandbox, "frank", size=12_000, faults=Faults(latency_ms=40))
+        ticks = []
+        while rt.jobs.get(job.id).status is not JobStatus.COMPLETED:
+            started = time.monotonic()
+            summary = run_tick(rt.jobs, rt.importer, budget_seconds=budget, max_jobs=2)
+            elapsed = time.monotonic() - started
+            ticks.append(summary)
+            # A tick may overrun only by the one page it had started (plus claim bookkeeping).
+            assert elapsed <= budget + summary.longest_page_seconds + 0.25, (elapsed, summary)
+            assert len(ticks) < 60
+        assert len(ticks) >= 3
+        assert all(t.to_json()["job_ids"]["continuing"] == [str(job.id)] for t in ticks[:-1])
+        assert ticks[-1].to_json()["job_ids"]["processed"] == [str(job.id)]
+        done = rt.jobs.get(job.id)
+        assert done.attempts == 1  # yielding at a page boundary does not use up attempts
+        assert_consistent(rt.engine, done, 12_000)
+
+
+def test_tick_with_nothing_to_do(runtime: Runtime) -> None:
+    summary = run_tick(runtime.jobs, runtime.importer, budget_seconds=1, max_jobs=2)
+    assert summary.to_json() == {
+        "message": "No pending jobs",
+        "processed": 0,
+        "failed": 0,
+        "job_ids": {"processed": [], "failed": [], "continuing": [], "cancelled": []},
+    }
+
+
+def test_cancel_stops_a_running_import_at_a_page_boundary(
+    settings_for: Callable[..., Settings], sandbox: RunningSandbox
+) -> None:
+    with Runtime.build(settings_for(page_size=200)) as rt:
+        job = queue_import(rt, sandbox, "gina", size=2000)
+        (claimed,) = rt.jobs.claim("w", 1)
+        rt.jobs.cancel(job.id)  # held by a live worker: only flagged
+        assert rt.jobs.get(job.id).status is JobStatus.PROCESSING
+        outcome = rt.importer.run(claimed, ImportBudget())
+        done = rt.jobs.get(job.id)
+        assert outcome.value == "cancelled"
+        assert done.status is JobStatus.CANCELLED
+        assert done.pages_done == 1
+        assert done.processed_contacts == 200
+
+
+def test_cancel_of_a_waiting_job_is_immediate_and_retry_resumes(
+    runtime: Runtime, sandbox: RunningSandbox
+) -> None:
+    job = queue_import(runtime, sandbox, "hank", size=50)
+    cancelled = runtime.jobs.cancel(job.id)
+    assert cancelled.status is JobStatus.CANCELLED
+    assert run_tick(runtime.jobs, runtime.importer, budget_seconds=5, max_jobs=2).claimed == 0
+    retried = runtime.jobs.retry(job.id)
+    assert retried.status is JobStatus.FETCHING
+    drain(runtime)
+    assert_consistent(runtime.engine, runtime.jobs.get(job.id), 50)
+
+
+def test_transient_provider_errors_back_off_then_fail_after_max_attempts(
+    settings_for: Callable[..., Settings], sandbox: RunningSandbox
+) -> None:
+    with Runtime.build(settings_for(max_attempts=2)) as rt:
+        job = queue_import(rt, sandbox, "ivy", size=10, faults=Faults(server_error_every=1))
+        first = run_tick(rt.jobs, rt.importer, budget_seconds=30, max_jobs=1)
+        assert first.to_json()["job_ids"]["continuing"] == [str(job.id)]
+        waiting = rt.jobs.get(job.id)
+        assert waiting.status is JobStatus.PROCESSING
+        assert waiting.locked_by is None
+        assert waiting.run_after > waiting.updated_at  # backed off
+        assert "503" in (waiting.error_message or "") or waiting.error_message
+        with rt.engine.begin() as conn:  # let the backoff pass
+            conn.execute(update(jobs).values(run_after=waiting.updated_at))
+        second = run_tick(rt.jobs, rt.importer, budget_seconds=30, max_jobs=1)
+        assert second.to_json()["job_ids"]["failed"] == [str(job.id)]
+        failed = rt.jobs.get(job.id)
+        assert failed.status is JobStatus.FAILED
+        assert "gave up after 2 attempts" in (failed.error_message or "")
