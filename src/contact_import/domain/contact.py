@@ -85,7 +85,7 @@ def email_key(address: str) -> str | None:
     """Trim and lowercase; never strip dots or ``+tags``. None when it is not an address."""
     key = address.strip().lower()
     local, at, domain = key.rpartition("@")
-    if not at or not local or not domain or any(c.isspace() for c in key):
+    if not at or not local or not domain or "@" in local or any(c.isspace() for c in key):
         return None
     return key
 
@@ -101,7 +101,10 @@ def phone_key(phone: PhoneInput, default_region: str | None) -> str | None:
         parsed = phonenumbers.parse(text, default_region)
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_possible_number(parsed):
+    # IS_POSSIBLE only: a local number without its area code ("555-0134") names different
+    # people in different cities, so it must not become a match key.
+    reason = phonenumbers.is_possible_number_with_reason(parsed)
+    if reason != phonenumbers.ValidationResult.IS_POSSIBLE:
         return None
     return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
 

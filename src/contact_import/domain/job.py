@@ -35,7 +35,8 @@ def backoff_seconds(attempt: int, jitter: float, *, base: float = 5.0, cap: floa
     ``jitter`` is a number in [0, 1) supplied by the caller, so this stays deterministic.
     The delay lies in [d/2, d] where d = min(cap, base * 2**(attempt-1)).
     """
-    ceiling = min(cap, base * 2.0 ** max(0, attempt - 1))
+    exponent = min(max(0, attempt - 1), 62)  # past 2**62 the cap wins anyway; no overflow
+    ceiling = min(cap, base * 2.0**exponent)
     return ceiling / 2 + (ceiling / 2) * jitter
 
 

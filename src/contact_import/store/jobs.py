@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from contact_import.domain.job import ACTIVE_STATUSES, JobStatus
 from contact_import.errors import JobNotFound, JobStateConflict, LeaseLost
 from contact_import.store.db import is_postgres
-from contact_import.store.schema import UTCDateTime, imported_contacts, jobs
+from contact_import.store.schema import ACTIVE_SQL, UTCDateTime, imported_contacts, jobs
 
 __all__ = [
     "NOTIFY_CHANNEL",
@@ -216,7 +216,9 @@ class JobStore:
                 .values(values)
                 .on_conflict_do_nothing(
                     index_elements=["user_id", "provider"],
-                    index_where=jobs.c.status.in_(_ACTIVE),
+                    # Literal text: a bound parameter here would stop Postgres from matching
+                    # the partial index once psycopg prepares the statement.
+                    index_where=text(ACTIVE_SQL),
                 )
                 .returning(*jobs.c)
             )
