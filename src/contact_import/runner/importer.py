@@ -137,7 +137,11 @@ class Importer:
             budget.record_page(budget.clock() - started)
             log.info(
                 "page stored",
-                extra={"job_id": str(job.id), "contacts": len(incoming), **result.counts.as_dict()},
+                extra={
+                    "job_id": str(job.id),
+                    "contacts": len(incoming),
+                    **result.counts.as_log_fields(),
+                },
             )
             if page.next_cursor is None:
                 return Outcome.COMPLETED

@@ -109,12 +109,13 @@ class PageCounts:
     def processed(self) -> int:
         return self.created + self.updated + self.skipped + self.failed
 
-    def as_dict(self) -> dict[str, int]:
+    def as_log_fields(self) -> dict[str, int]:
+        # Prefixed: "created" would collide with a LogRecord attribute.
         return {
-            "created": self.created,
-            "updated": self.updated,
-            "skipped": self.skipped,
-            "failed": self.failed,
+            "contacts_created": self.created,
+            "contacts_updated": self.updated,
+            "contacts_skipped": self.skipped,
+            "contacts_failed": self.failed,
         }
 
 

@@ -61,6 +61,7 @@ _MASK_REQUIRED = (
     "personFields mask is required. Please specify one or more valid paths. Valid paths are "
     "documented at https://developers.google.com/people/api/rest/v1/people.connections/list."
 )
+_BAD_PAGE_TOKEN = "Request contains an invalid argument: the page token is not valid."  # noqa: S105
 _QUOTA_EXCEEDED = (
     "Quota exceeded for quota metric 'Read requests' and limit 'Read requests per minute per "
     "user' of service 'people.googleapis.com'."
@@ -204,11 +205,12 @@ class _ConnectionsQuery:
     sort_order: str
     offset: int = 0
 
-    def fingerprint(self, account: Account) -> str:
-        # A page token is only valid for the account and the parameters that produced it.
+    def fingerprint(self, account: Account, offset: int) -> str:
+        # A page token is only valid for its own offset, its account and the parameters that
+        # produced it (Google: "all other parameters must match the first call").
         text = "|".join(
             (account.id, str(account.size), str(account.seed), str(self.page_size),
-             ",".join(sorted(self.person_fields)), self.sort_order)
+             ",".join(sorted(self.person_fields)), self.sort_order, str(offset))
         )  # fmt: skip
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -257,9 +259,9 @@ def _parse_query(params: QueryParams, account: Account) -> _ConnectionsQuery:
     page_token = params.get("pageToken", "")
     if not page_token:
         return query
-    offset = _offset_from_token(page_token, query.fingerprint(account))
-    if offset >= account.size:
-        raise _InvalidArgument("Page token is invalid.")
+    offset, fingerprint = _read_page_token(page_token)
+    if not 0 < offset < account.size or fingerprint != query.fingerprint(account, offset):
+        raise _InvalidArgument(_BAD_PAGE_TOKEN)
     return _ConnectionsQuery(query.person_fields, query.page_size, query.sort_order, offset)
 
 
@@ -294,15 +296,15 @@ def _page_token(offset: int, fingerprint: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _offset_from_token(token: str, fingerprint: str) -> int:
+def _read_page_token(token: str) -> tuple[int, str]:
+    """(offset, fingerprint) of a page token; _InvalidArgument when it is not one of ours."""
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = json.loads(raw)
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     except (binascii.Error, ValueError):
-        raise _InvalidArgument("Page token is invalid.") from None
-    if not isinstance(data, dict) or data.get("f") != fingerprint or not _is_count(data.get("o")):
-        raise _InvalidArgument("Page token is invalid.")
-    return cast(int, data["o"])
+        raise _InvalidArgument(_BAD_PAGE_TOKEN) from None
+    if not isinstance(data, dict) or not _is_count(data.get("o")):
+        raise _InvalidArgument(_BAD_PAGE_TOKEN)
+    return cast(int, data["o"]), str(data.get("f"))
 
 
 def _connections_page(book: Book, query: _ConnectionsQuery, account: Account) -> bytes:
@@ -312,7 +314,9 @@ def _connections_page(book: Book, query: _ConnectionsQuery, account: Account) ->
     if end > start:
         members.append(b'"connections":[' + b",".join(_page_people(book, query, end)) + b"]")
     if end < len(book):
-        members.append(b'"nextPageToken":' + _dumps(_page_token(end, query.fingerprint(account))))
+        members.append(
+            b'"nextPageToken":' + _dumps(_page_token(end, query.fingerprint(account, end)))
+        )
     members.append(b'"totalPeople":%d,"totalItems":%d' % (len(book), len(book)))
     return b"{" + b",".join(members) + b"}"
 

@@ -43,7 +43,11 @@ _DUPLICATE_PHONE_RATE = 0.05
 _UNPARSEABLE_PHONE_RATE = 0.02
 _TAGGED_EMAIL_RATE = 0.08
 
-_POOL_SIZE = 3000
+# Pool sizes: about what Faker's en_US lists hold (more draws only repeat), and cheap to draw.
+_FIRST_NAMES = 500
+_LAST_NAMES = 800
+_HANDLES = 300
+_COMPANY_DOMAINS = 150
 _UNICODE_POOL_SIZE = 300
 _UNICODE_LOCALES = ("ja_JP", "de_DE", "fr_FR", "ru_RU")
 _FREE_DOMAINS = ("gmail.com", "yahoo.com", "outlook.com", "hotmail.com", "icloud.com", "aol.com")
@@ -98,14 +102,14 @@ def _collector_paused() -> Iterator[None]:
 def _pools(seed: int) -> _Pools:
     fake = Faker("en_US")
     fake.seed_instance(seed)
-    first = _distinct(fake.first_name, _POOL_SIZE)
-    last = _distinct(fake.last_name, _POOL_SIZE)
+    first = _distinct(fake.first_name, _FIRST_NAMES)
+    last = _distinct(fake.last_name, _LAST_NAMES)
     return _Pools(
         first_names=tuple((name, _slug(name)) for name in first),
         last_names=tuple((name, _slug(name)) for name in last),
         unicode_names=_unicode_names(seed),
-        handles=_distinct(fake.user_name, _POOL_SIZE // 3),
-        company_domains=_distinct(fake.domain_name, _POOL_SIZE // 6),
+        handles=_distinct(fake.user_name, _HANDLES),
+        company_domains=_distinct(fake.domain_name, _COMPANY_DOMAINS),
     )
 
 
