@@ -79,9 +79,24 @@ def parse_job_id(raw: str) -> UUID:
         raise ConfigError(f"{raw!r} is not a job id (a UUID)") from None
 
 
+_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class KeyValueFormatter(logging.Formatter):
+    """The message, then the record's ``extra=`` fields as key=value (job_id=…, contacts=…)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = {k: v for k, v in vars(record).items() if k not in _RECORD_FIELDS}
+        return line + "".join(f" {k}={v}" for k, v in fields.items())
+
+
 def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    name = level.upper()
+    if name not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"unknown log level {level!r}; one of debug, info, warning, error")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=name, handlers=[handler], force=True)
+    # httpx logs every request URL at INFO; ours say what matters, without URLs.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
