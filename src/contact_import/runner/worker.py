@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import psycopg
@@ -34,12 +35,15 @@ class Worker:
         concurrency: int,
         poll_seconds: float,
         name: str | None = None,
+        reap_seconds: float = 5.0,
     ) -> None:
         self._engine = engine
         self._jobs = jobs
         self._importer = importer
         self._concurrency = concurrency
         self._poll = poll_seconds
+        self._reap_seconds = reap_seconds
+        self._last_reap = -float("inf")
         self.name = name or new_worker_name()
         self.stop = threading.Event()
         self._wake = threading.Event()
@@ -52,7 +56,7 @@ class Worker:
         listener = self._start_listener()
         with ThreadPoolExecutor(self._concurrency, thread_name_prefix="import") as pool:
             while not self.stop.is_set():
-                self._jobs.reap()
+                self._reap_now_and_then()
                 claimed = self._claim_free_slots()
                 for job in claimed:
                     self._submit(pool, job)
@@ -65,6 +69,13 @@ class Worker:
         if listener is not None:
             listener.join(timeout=5)
         log.info("worker stopped", extra={"worker": self.name})
+
+    def _reap_now_and_then(self) -> None:
+        """Settle dead jobs (see JobStore.reap) every few seconds, not on every wake-up."""
+        now = time.monotonic()
+        if now - self._last_reap >= self._reap_seconds:
+            self._last_reap = now
+            self._jobs.reap()
 
     def _claim_free_slots(self) -> list[Job]:
         self._running = {f for f in self._running if not f.done()}

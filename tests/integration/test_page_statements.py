@@ -1,0 +1,80 @@
+"""A page costs a fixed number of statements, whatever its size: no per-contact round trips."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from contact_import.providers.sandbox.server import RunningSandbox
+from contact_import.runner.worker import Worker
+from contact_import.runtime import Runtime
+from contact_import.settings import Settings
+from tests.helpers import assert_consistent, drain, queue_import
+
+
+def _statements_per_page(rt: Runtime, sandbox: RunningSandbox, user: str, size: int) -> float:
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        statements.append(sql)
+
+    job = queue_import(rt, sandbox, user, size=size, seed=11)
+    event.listen(rt.engine, "before_cursor_execute", count)
+    try:
+        drain(rt, concurrency=1)
+    finally:
+        event.remove(rt.engine, "before_cursor_execute", count)
+    done = rt.jobs.get(job.id)
+    assert_consistent(rt.engine, done, size)
+    return len(statements) / done.pages_done
+
+
+def test_statements_per_page_do_not_grow_with_the_page(
+    settings_for: Callable[..., Settings], sandbox: RunningSandbox
+) -> None:
+    per_page = {}
+    for page_size in (50, 1000):
+        with Runtime.build(settings_for(page_size=page_size)) as rt:
+            # Ten pages either way; the first import creates, the second only skips.
+            user = f"sam-{page_size}"
+            first = _statements_per_page(rt, sandbox, user, page_size * 10)
+            again = _statements_per_page(rt, sandbox, user, page_size * 10)
+            per_page[page_size] = (first, again)
+    # 20x the contacts per page, at most one statement more per page (a write a small page
+    # may not need, e.g. no contact to update): per-contact round trips would be 20x.
+    assert per_page[1000][0] <= per_page[50][0] + 1, per_page
+    assert per_page[1000][1] <= per_page[50][1] + 1, per_page
+    # lock, two reads, checkpoint, four writes (+ BEGIN on SQLite), plus the job's claim and
+    # release spread over its pages.
+    assert per_page[1000][0] <= 11, per_page
+
+
+@pytest.mark.postgres
+def test_worker_wakes_on_notify_long_before_its_poll_interval(
+    pg_database_url: str, sandbox: RunningSandbox
+) -> None:
+    settings = Settings(
+        contact_import_env="development",
+        database_url=pg_database_url,
+        google_people_api_url=sandbox.base_url,
+    )
+    with Runtime.build(settings) as rt:
+        worker = Worker(rt.engine, rt.jobs, rt.importer, concurrency=1, poll_seconds=60)
+        thread = threading.Thread(target=worker.run)
+        thread.start()
+        try:
+            time.sleep(1.0)  # idle: the worker is now waiting (poll: 60 s)
+            job = queue_import(rt, sandbox, "nora", size=100)
+            deadline = time.monotonic() + 20
+            while rt.jobs.get(job.id).status.value != "completed":
+                assert time.monotonic() < deadline, "the worker did not wake on NOTIFY"
+                time.sleep(0.05)
+        finally:
+            worker.request_stop()
+            thread.join(timeout=30)
+        assert not thread.is_alive()
