@@ -109,6 +109,7 @@ def settings_for(database_url: str, sandbox: RunningSandbox):  # type: ignore[no
             "contact_import_env": "development",
             "database_url": database_url,
             "google_people_api_url": sandbox.base_url,
+            "microsoft_graph_api_url": sandbox.base_url,
             "worker_poll_seconds": 0.2,
         }
         return Settings(**(values | overrides))  # type: ignore[arg-type]
@@ -130,11 +131,13 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
 @pytest.fixture
 def subprocess_env(settings: Settings) -> dict[str, str]:
     """Environment for `contact-import` subprocesses pointed at this test's database/sandbox."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "GOOGLE_"))}
+    prefixes = ("DATABASE_", "GOOGLE_", "MICROSOFT_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     env |= {
         "CONTACT_IMPORT_ENV": "development",
         "DATABASE_URL": settings.database_url,
         "GOOGLE_PEOPLE_API_URL": settings.google_people_api_url,
+        "MICROSOFT_GRAPH_API_URL": settings.microsoft_graph_api_url,
         "WORKER_POLL_SECONDS": "0.2",
     }
     return env

@@ -28,12 +28,11 @@ from contact_import.errors import (
 from contact_import.providers.google import (
     PERSON_FIELDS,
     GoogleContactsSource,
-    backoff_delay,
     error_for_response,
     parse_connections,
-    parse_retry_after,
     person_to_contact,
 )
+from contact_import.providers.http import backoff_delay, parse_retry_after
 from contact_import.providers.sandbox.app import Faults
 from contact_import.providers.sandbox.server import RunningSandbox
 

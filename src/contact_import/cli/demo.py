@@ -52,6 +52,7 @@ def demo(
                 contact_import_env="development",
                 database_url=url,
                 google_people_api_url=sandbox.base_url,
+                microsoft_graph_api_url=sandbox.base_url,
             )
             console.print(f"sandbox: {sandbox.base_url}   database: {settings.database_url}")
             with runtime(settings, migrate=True) as rt:

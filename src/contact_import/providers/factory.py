@@ -7,13 +7,14 @@ import httpx
 from contact_import.errors import AccessRevoked, RequestRejected
 from contact_import.providers.base import ContactSource
 from contact_import.providers.google import GoogleContactsSource
+from contact_import.providers.microsoft import MicrosoftContactsSource
 from contact_import.settings import Settings
 from contact_import.store.grants import GrantStore
 from contact_import.store.jobs import Job
 
 __all__ = ["PROVIDERS", "SourceFactory"]
 
-PROVIDERS = ("google",)
+PROVIDERS = ("google", "microsoft")
 
 
 class SourceFactory:
@@ -32,6 +33,13 @@ class SourceFactory:
             return GoogleContactsSource(
                 self._client,
                 api_url=self._settings.google_people_api_url,
+                access_token=grant.access_token,
+                page_size=self._settings.page_size,
+            )
+        if job.provider == "microsoft":
+            return MicrosoftContactsSource(
+                self._client,
+                api_url=self._settings.microsoft_graph_api_url,
                 access_token=grant.access_token,
                 page_size=self._settings.page_size,
             )

@@ -1,21 +1,15 @@
 """Google People API: the signed-in user's contacts, one ``people.connections.list`` page at a time.
 
 Every failure leaves this module as a ``contact_import.errors`` exception, never an httpx one.
-Rate limits, 5xx and network errors are retried here a few times (honouring ``Retry-After``)
-before they are raised for the runner to retry the job later. The access token is sent in the
-``Authorization`` header only and never appears in a message or a log line.
+Rate limits, 5xx and network errors are first retried a few times by ``providers.http``
+(honouring ``Retry-After``), then raised for the runner to retry the job later. The access
+token is sent in the ``Authorization`` header only and never appears in a message or a log line.
 """
 
 from __future__ import annotations
 
-import email.utils
-import itertools
-import logging
-import math
-import random
 import time
 from collections.abc import Callable
-from datetime import UTC
 from typing import Any
 
 import httpx
@@ -32,22 +26,25 @@ from contact_import.errors import (
     RequestRejected,
 )
 from contact_import.providers.base import ContactPage
+from contact_import.providers.http import (
+    RetryPolicy,
+    get_with_retries,
+    json_object,
+    parse_retry_after,
+)
 
 __all__ = [
     "PERSON_FIELDS",
     "GoogleContactsSource",
-    "backoff_delay",
     "error_for_response",
     "parse_connections",
-    "parse_retry_after",
     "person_to_contact",
 ]
-
-logger = logging.getLogger(__name__)
 
 PERSON_FIELDS = "names,emailAddresses,phoneNumbers,metadata"
 MAX_PAGE_SIZE = 1000
 _CONNECTIONS_PATH = "/v1/people/me/connections"
+_API_NAME = "Google People API"
 _SCOPE_MESSAGE = (
     "Google did not grant access to your contacts — "
     "reconnect your account and allow contacts access"
@@ -80,9 +77,7 @@ class GoogleContactsSource:
         self._url = api_url.rstrip("/") + _CONNECTIONS_PATH
         self._headers = {"Authorization": f"Bearer {access_token}"}
         self._page_size = page_size
-        self._max_retries = max_retries
-        self._max_retry_after = max_retry_after
-        self._sleep = sleep
+        self._policy = RetryPolicy(max_retries, max_retry_after, sleep)
 
     def __repr__(self) -> str:
         return f"GoogleContactsSource(url={self._url!r}, page_size={self._page_size})"
@@ -92,56 +87,16 @@ class GoogleContactsSource:
         params = {"personFields": PERSON_FIELDS, "pageSize": str(self._page_size)}
         if cursor:
             params["pageToken"] = cursor
-        response = self._get_with_retries(params)
-        return parse_connections(_json_object(response))
-
-    def _get_with_retries(self, params: dict[str, str]) -> httpx.Response:
-        for attempt in itertools.count():
-            try:
-                return self._get(params)
-            except (RateLimited, ProviderUnavailable) as error:
-                if attempt >= self._max_retries:
-                    raise
-                delay = self._retry_delay(error, attempt)
-                logger.warning(
-                    "Google People API: %s; retry %d of %d in %.2fs",
-                    error, attempt + 1, self._max_retries, delay,
-                )  # fmt: skip
-                self._sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _get(self, params: dict[str, str]) -> httpx.Response:
-        try:
-            response = self._client.get(self._url, params=params, headers=self._headers)
-        except httpx.TimeoutException as exc:
-            raise ProviderUnavailable("Google People API did not answer in time") from exc
-        except httpx.DecodingError as exc:
-            raise MalformedResponse("Google People API sent a body that does not decode") from exc
-        except httpx.HTTPError as exc:
-            message = f"could not reach Google People API ({type(exc).__name__})"
-            raise ProviderUnavailable(message) from exc
-        except httpx.InvalidURL as exc:  # a misconfigured GOOGLE_PEOPLE_API_URL: permanent
-            raise RequestRejected("the Google People API URL is not valid") from exc
-        if response.is_success:
-            return response
-        raise error_for_response(response, now=time.time())
-
-    def _retry_delay(self, error: ProviderError, attempt: int) -> float:
-        if isinstance(error, RateLimited) and error.retry_after is not None:
-            return min(error.retry_after, self._max_retry_after)
-        return backoff_delay(attempt, cap=self._max_retry_after)
-
-
-def backoff_delay(
-    attempt: int,
-    *,
-    base: float = 0.5,
-    cap: float = 30.0,
-    jitter: Callable[[], float] = random.random,
-) -> float:
-    """Exponential backoff with jitter: a delay in [ceiling/2, ceiling], ceiling = base * 2**n."""
-    ceiling = min(cap, base * 2.0 ** min(attempt, 32))
-    return ceiling / 2 + jitter() * ceiling / 2
+        response = get_with_retries(
+            self._client,
+            self._url,
+            api_name=_API_NAME,
+            headers=self._headers,
+            error_for_response=error_for_response,
+            policy=self._policy,
+            params=params,
+        )
+        return parse_connections(json_object(response, _API_NAME))
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -172,27 +127,6 @@ def _client_error(
         return CursorExpired(f"Google no longer accepts this sync token (HTTP {status})")
     detail = f" {google_status}: {message[:_MAX_DETAIL]}" if google_status or message else ""
     return RequestRejected(f"Google rejected the request (HTTP {status}){detail}")
-
-
-def parse_retry_after(value: str | None, *, now: float) -> float | None:
-    """``Retry-After`` in seconds from now: delta-seconds or an HTTP date. None when unreadable."""
-    if not value or not value.strip():
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return _seconds_until(value, now)
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
-def _seconds_until(http_date: str, now: float) -> float | None:
-    try:
-        when = email.utils.parsedate_to_datetime(http_date)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - now)
 
 
 def _google_error(response: httpx.Response) -> tuple[str, str, frozenset[str]]:
@@ -274,16 +208,6 @@ def _total(body: dict[str, Any]) -> int | None:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     return None
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError both are
-        raise MalformedResponse("Google People API sent a body that is not JSON") from None
-    if not isinstance(body, dict):
-        raise MalformedResponse("Google People API sent JSON that is not an object")
-    return body
 
 
 def _is_primary(field: dict[str, Any]) -> bool:

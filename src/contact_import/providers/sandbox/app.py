@@ -1,8 +1,10 @@
-"""The sandbox provider as an ASGI app: Google's People API over real HTTP, with fault knobs.
+"""The sandbox provider as an ASGI app: Google's People API and Microsoft Graph's contacts over
+real HTTP, with fault knobs.
 
 Routes:
 
     GET  /v1/people/me/connections   people.connections.list, as Google answers it
+    GET  /v1.0/me/contacts           the same books as Graph answers them (see ``graph.py``)
     POST /_sandbox/accounts          {"size", "seed", "faults", "token"?} -> 201 {"access_token"}
     GET  /_sandbox/healthz           {"ok": true}
 
@@ -19,7 +21,7 @@ import json
 import secrets
 import threading
 from dataclasses import dataclass, field, fields
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import anyio
 from starlette.applications import Starlette
@@ -30,9 +32,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from contact_import.providers.sandbox import graph
 from contact_import.providers.sandbox.book import generate_book
 
-__all__ = ["Account", "Faults", "SandboxState", "create_sandbox_app"]
+__all__ = [
+    "Account",
+    "Admitted",
+    "ApiErrors",
+    "Faults",
+    "SandboxState",
+    "admit",
+    "create_sandbox_app",
+]
 
 MAX_BOOK_SIZE = 1_000_000
 DEFAULT_PAGE_SIZE = 100
@@ -99,6 +110,9 @@ class Faults:
     retry_after: int = 1  # seconds, in that 429's Retry-After header
     server_error_every: int = 0  # every Nth request answers 503
     latency_ms: int = 0  # added before every answer
+    # Graph only: every Nth request answers an empty page whose nextLink points where it was
+    # (1 would never progress).
+    empty_page_every: int = 0
 
     @classmethod
     def from_json(cls, data: object) -> Faults:
@@ -182,6 +196,7 @@ def create_sandbox_app(state: SandboxState) -> Starlette:
     app = Starlette(
         routes=[
             Route("/v1/people/me/connections", _list_connections, methods=["GET"]),
+            *graph.graph_routes(admit),
             Route("/_sandbox/accounts", _create_account, methods=["POST"]),
             Route("/_sandbox/healthz", _healthz, methods=["GET"]),
         ],
@@ -189,6 +204,57 @@ def create_sandbox_app(state: SandboxState) -> Starlette:
     )
     app.state.sandbox = state
     return app
+
+
+# --- what every provider API does first --------------------------------------------------------
+
+
+class ApiErrors(Protocol):
+    """The error answers of one provider API, in its own wire format."""
+
+    def unauthenticated(self) -> Response: ...
+
+    def unavailable(self) -> Response: ...
+
+    def rate_limited(self, retry_after: int) -> Response: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """A request that passed ``admit``: its account and its number among the account's requests."""
+
+    state: SandboxState
+    account: Account
+    number: int
+
+    async def book(self) -> Book:
+        """The account's book; built once per (size, seed), off the event loop (100k: seconds)."""
+        book = self.state.cached_book(self.account)
+        if book is None:
+            book = await run_in_threadpool(self.state.book, self.account)
+        return book
+
+
+async def admit(request: Request, errors: ApiErrors) -> Admitted | Response:
+    """Authenticate, count, delay and maybe fault an API request; a Response is the answer."""
+    state = _state(request)
+    account = state.account(_bearer_token(request))
+    if account is None:
+        return errors.unauthenticated()
+    number = state.count_request(account)
+    faults = account.faults
+    if faults.latency_ms:
+        await anyio.sleep(faults.latency_ms / 1000)
+    if faults.server_error_every and number % faults.server_error_every == 0:
+        return errors.unavailable()
+    if faults.rate_limit_every and number % faults.rate_limit_every == 0:
+        return errors.rate_limited(faults.retry_after)
+    return Admitted(state, account, number)
+
+
+def _bearer_token(request: Request) -> str:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 # --- Google People API -----------------------------------------------------------------------
@@ -216,38 +282,27 @@ class _ConnectionsQuery:
 
 
 async def _list_connections(request: Request) -> Response:
-    state = _state(request)
-    account = state.account(_bearer_token(request))
-    if account is None:
-        return _google_error(401, "UNAUTHENTICATED", _UNAUTHENTICATED, _WWW_AUTHENTICATE)
-    number = state.count_request(account)
-    if account.faults.latency_ms:
-        await anyio.sleep(account.faults.latency_ms / 1000)
-    fault = _injected_fault(account.faults, number)
-    if fault is not None:
-        return fault
+    admitted = await admit(request, _GoogleErrors())
+    if isinstance(admitted, Response):
+        return admitted
     try:
-        query = _parse_query(request.query_params, account)
+        query = _parse_query(request.query_params, admitted.account)
     except _InvalidArgument as exc:
         return _google_error(400, "INVALID_ARGUMENT", str(exc))
-    book = state.cached_book(account)
-    if book is None:  # built once per (size, seed), off the event loop: 100k takes seconds
-        book = await run_in_threadpool(state.book, account)
-    return Response(_connections_page(book, query, account), media_type="application/json")
+    book = await admitted.book()
+    return Response(_connections_page(book, query, admitted.account), media_type="application/json")
 
 
-def _bearer_token(request: Request) -> str:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
+class _GoogleErrors:
+    def unauthenticated(self) -> Response:
+        return _google_error(401, "UNAUTHENTICATED", _UNAUTHENTICATED, _WWW_AUTHENTICATE)
 
-
-def _injected_fault(faults: Faults, number: int) -> Response | None:
-    if faults.server_error_every and number % faults.server_error_every == 0:
+    def unavailable(self) -> Response:
         return _google_error(503, "UNAVAILABLE", "The service is currently unavailable.")
-    if faults.rate_limit_every and number % faults.rate_limit_every == 0:
-        headers = {"Retry-After": str(faults.retry_after)}
+
+    def rate_limited(self, retry_after: int) -> Response:
+        headers = {"Retry-After": str(retry_after)}
         return _google_error(429, "RESOURCE_EXHAUSTED", _QUOTA_EXCEEDED, headers)
-    return None
 
 
 def _parse_query(params: QueryParams, account: Account) -> _ConnectionsQuery:

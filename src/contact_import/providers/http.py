@@ -1,0 +1,166 @@
+"""What every provider adapter does the same way over HTTP: one GET, retried when it is worth it.
+
+A rate limit (honouring ``Retry-After``, capped), a 5xx, a timeout or a refused connection is
+retried a few times with backoff; whatever is still wrong after that leaves as a
+``contact_import.errors`` exception, never an httpx one. Nothing here knows a provider's error
+bodies: each adapter passes its own ``ErrorForResponse``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import itertools
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC
+from typing import Any, Protocol
+
+import httpx
+
+from contact_import.errors import (
+    MalformedResponse,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+    RequestRejected,
+)
+
+__all__ = [
+    "ErrorForResponse",
+    "RetryPolicy",
+    "backoff_delay",
+    "get_with_retries",
+    "json_object",
+    "parse_retry_after",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class ErrorForResponse(Protocol):
+    """Maps a provider's non-2xx answer to the exception it stands for."""
+
+    def __call__(self, response: httpx.Response, *, now: float) -> ProviderError: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how long an adapter waits before giving a transient error to the runner."""
+
+    max_retries: int = 3
+    max_retry_after: float = 30.0  # caps both Retry-After and the backoff
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+
+    def delay(self, error: ProviderError, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt + 1``."""
+        if isinstance(error, RateLimited) and error.retry_after is not None:
+            return min(error.retry_after, self.max_retry_after)
+        return backoff_delay(attempt, cap=self.max_retry_after)
+
+
+def get_with_retries(
+    client: httpx.Client,
+    url: str,
+    *,
+    api_name: str,
+    headers: Mapping[str, str],
+    error_for_response: ErrorForResponse,
+    policy: RetryPolicy,
+    params: Mapping[str, str] | None = None,
+) -> httpx.Response:
+    """GET ``url``; a 2xx response, or the ProviderError it still is after ``policy``'s retries.
+
+    ``params`` None sends ``url`` exactly as given (a provider's next-page link, say).
+    """
+    for attempt in itertools.count():
+        try:
+            return _get(
+                client,
+                url,
+                api_name=api_name,
+                headers=headers,
+                params=params,
+                error_for_response=error_for_response,
+            )
+        except (RateLimited, ProviderUnavailable) as error:
+            if attempt >= policy.max_retries:
+                raise
+            delay = policy.delay(error, attempt)
+            logger.warning(
+                "%s: %s; retry %d of %d in %.2fs",
+                api_name, error, attempt + 1, policy.max_retries, delay,
+            )  # fmt: skip
+            policy.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _get(
+    client: httpx.Client,
+    url: str,
+    *,
+    api_name: str,
+    headers: Mapping[str, str],
+    params: Mapping[str, str] | None,
+    error_for_response: ErrorForResponse,
+) -> httpx.Response:
+    try:
+        response = client.get(url, params=params, headers=headers)
+    except httpx.TimeoutException as exc:
+        raise ProviderUnavailable(f"{api_name} did not answer in time") from exc
+    except httpx.DecodingError as exc:
+        raise MalformedResponse(f"{api_name} sent a body that does not decode") from exc
+    except httpx.HTTPError as exc:
+        raise ProviderUnavailable(f"could not reach {api_name} ({type(exc).__name__})") from exc
+    except httpx.InvalidURL as exc:  # a misconfigured base URL: permanent
+        raise RequestRejected(f"the {api_name} URL is not valid") from exc
+    if response.is_success:
+        return response
+    raise error_for_response(response, now=time.time())
+
+
+def json_object(response: httpx.Response, api_name: str) -> dict[str, Any]:
+    """The response's body as a JSON object; MalformedResponse when it is anything else."""
+    try:
+        body = response.json()
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError both are
+        raise MalformedResponse(f"{api_name} sent a body that is not JSON") from None
+    if not isinstance(body, dict):
+        raise MalformedResponse(f"{api_name} sent JSON that is not an object")
+    return body
+
+
+def backoff_delay(
+    attempt: int,
+    *,
+    base: float = 0.5,
+    cap: float = 30.0,
+    jitter: Callable[[], float] = random.random,
+) -> float:
+    """Exponential backoff with jitter: a delay in [ceiling/2, ceiling], ceiling = base * 2**n."""
+    ceiling = min(cap, base * 2.0 ** min(attempt, 32))
+    return ceiling / 2 + jitter() * ceiling / 2
+
+
+def parse_retry_after(value: str | None, *, now: float) -> float | None:
+    """``Retry-After`` in seconds from now: delta-seconds or an HTTP date. None when unreadable."""
+    if not value or not value.strip():
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return _seconds_until(value, now)
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _seconds_until(http_date: str, now: float) -> float | None:
+    try:
+        when = email.utils.parsedate_to_datetime(http_date)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now)

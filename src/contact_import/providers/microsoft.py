@@ -1,0 +1,244 @@
+"""Microsoft Graph: the signed-in user's Outlook contacts, one ``GET /me/contacts`` page at a time.
+
+The cursor is Graph's ``@odata.nextLink``, an absolute URL followed exactly as Graph sent it
+(Graph: "do not try to extract the $skiptoken or $skip value"). Since our bearer token goes with
+it, a link to any origin but the configured API URL's is refused, whether it arrives in a body or
+comes back from the database. A page may be empty and still have a next link.
+
+Every failure leaves this module as a ``contact_import.errors`` exception, never an httpx one;
+rate limits, 5xx and network errors are first retried by ``providers.http``. The access token is
+sent in the ``Authorization`` header only and never appears in a message or a log line.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+
+from contact_import.domain.contact import IncomingContact, PhoneInput
+from contact_import.errors import (
+    AccessTokenExpired,
+    CursorExpired,
+    InsufficientScope,
+    MalformedResponse,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+    RequestRejected,
+)
+from contact_import.providers.base import ContactPage
+from contact_import.providers.http import (
+    RetryPolicy,
+    get_with_retries,
+    json_object,
+    parse_retry_after,
+)
+
+__all__ = [
+    "CONTACT_FIELDS",
+    "MicrosoftContactsSource",
+    "contact_to_incoming",
+    "error_for_response",
+    "parse_contacts",
+]
+
+CONTACT_FIELDS = (
+    "id,displayName,givenName,surname,emailAddresses,businessPhones,homePhones,mobilePhone"
+)
+MAX_PAGE_SIZE = 1000  # Outlook resources: $top defaults to 10 and goes up to 1000
+CONTACTS_PATH = "/v1.0/me/contacts"
+_API_NAME = "Microsoft Graph"
+_SCOPE_MESSAGE = (
+    "Microsoft did not grant access to your contacts — "
+    "reconnect your account and allow contacts access"
+)
+# Graph's codes are not consistently cased ("TooManyRequests", "activityLimitReached"): all
+# comparisons are on lowercase codes, found anywhere in the innerError chain.
+_THROTTLE_CODES = frozenset(
+    {"toomanyrequests", "applicationthrottled", "activitylimitreached", "throttledrequest"}
+)
+_SYNC_EXPIRED_CODES = frozenset({"syncstatenotfound", "resyncrequired"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_MAX_DETAIL = 200
+
+
+class MicrosoftContactsSource:
+    """A ``ContactSource`` over ``GET /v1.0/me/contacts``."""
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        *,
+        api_url: str,
+        access_token: str,
+        page_size: int = MAX_PAGE_SIZE,
+        max_retries: int = 3,
+        max_retry_after: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+        self._client = client
+        self._url = api_url.rstrip("/") + CONTACTS_PATH
+        self._origin = _origin(self._url)
+        self._headers = {"Authorization": f"Bearer {access_token}"}
+        self._page_size = page_size
+        self._policy = RetryPolicy(max_retries, max_retry_after, sleep)
+
+    def __repr__(self) -> str:
+        return f"MicrosoftContactsSource(url={self._url!r}, page_size={self._page_size})"
+
+    def fetch_page(self, cursor: str | None) -> ContactPage:
+        """Fetch the page at ``cursor``: None for the first page, else an ``@odata.nextLink``."""
+        if cursor:
+            self._require_our_origin(cursor)
+        response = get_with_retries(
+            self._client,
+            cursor or self._url,
+            api_name=_API_NAME,
+            headers=self._headers,
+            error_for_response=error_for_response,
+            policy=self._policy,
+            params=None if cursor else self._first_page_params(),
+        )
+        page = parse_contacts(json_object(response, _API_NAME))
+        if page.next_cursor is not None:
+            self._require_our_origin(page.next_cursor)
+        return page
+
+    def _first_page_params(self) -> dict[str, str]:
+        return {"$top": str(self._page_size), "$count": "true", "$select": CONTACT_FIELDS}
+
+    def _require_our_origin(self, link: str) -> None:
+        """Refuse a link that would carry our token to another scheme, host or port."""
+        if _origin(link) != self._origin:
+            raise RequestRejected(
+                "Microsoft Graph sent a next-page link to another host; it was not followed"
+            )
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        raise RequestRejected("a Microsoft Graph URL is not valid") from None
+    return parsed.scheme, parsed.host, parsed.port or _DEFAULT_PORTS.get(parsed.scheme)
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+def error_for_response(response: httpx.Response, *, now: float) -> ProviderError:
+    """The exception a non-2xx answer of Microsoft Graph stands for."""
+    status = response.status_code
+    codes, code, message = _graph_error(response)
+    # 509 is Graph's "bandwidth limit exceeded": throttling too, with a wait to honour.
+    if status in {429, 509} or codes & _THROTTLE_CODES:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), now=now)
+        return RateLimited(f"Microsoft rate limit reached (HTTP {status})", retry_after=retry_after)
+    if status >= 500:
+        return ProviderUnavailable(f"Microsoft Graph is unavailable (HTTP {status})")
+    if 400 <= status < 500:
+        return _client_error(status, codes, code, message)
+    return MalformedResponse(f"unexpected HTTP {status} from Microsoft Graph")
+
+
+def _client_error(status: int, codes: frozenset[str], code: str, message: str) -> ProviderError:
+    if status == 401:
+        return AccessTokenExpired("Microsoft refused the access token (HTTP 401)")
+    if status == 403:
+        return InsufficientScope(_SCOPE_MESSAGE)
+    if status == 410 or codes & _SYNC_EXPIRED_CODES:
+        return CursorExpired(f"Microsoft no longer accepts this sync state (HTTP {status})")
+    detail = f" {code}: {message[:_MAX_DETAIL]}" if code or message else ""
+    return RequestRejected(f"Microsoft rejected the request (HTTP {status}){detail}")
+
+
+def _graph_error(response: httpx.Response) -> tuple[frozenset[str], str, str]:
+    """(every code in the innerError chain, lowercased; the top code; its message)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return frozenset(), "", ""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return frozenset(), "", ""
+    codes = frozenset(code.lower() for code in _chain_codes(error))
+    return codes, _text(error.get("code")), _text(error.get("message"))
+
+
+def _chain_codes(error: dict[str, Any]) -> Iterator[str]:
+    current: object = error
+    for _ in range(10):  # Graph nests a few levels at most; a cycle cannot come from JSON
+        if not isinstance(current, dict):
+            return
+        if code := _text(current.get("code")):
+            yield code
+        current = current.get("innerError", current.get("innererror"))
+
+
+# --- contact -> IncomingContact ----------------------------------------------------------------
+
+
+def parse_contacts(body: dict[str, Any]) -> ContactPage:
+    """The page a ``GET /me/contacts`` body describes (an empty one may still have a next link)."""
+    value = body.get("value", [])
+    if not isinstance(value, list):
+        raise MalformedResponse("Microsoft Graph sent a 'value' that is not a list")
+    next_link = body.get("@odata.nextLink")
+    if next_link is not None and not (isinstance(next_link, str) and next_link):
+        raise MalformedResponse("Microsoft Graph sent an '@odata.nextLink' that is not a URL")
+    count = body.get("@odata.count")
+    return ContactPage(
+        contacts=[contact_to_incoming(contact) for contact in value],
+        next_cursor=next_link,
+        total=count if isinstance(count, int) and not isinstance(count, bool) else None,
+    )
+
+
+def contact_to_incoming(contact: object) -> IncomingContact:
+    """One Graph contact as an ``IncomingContact``; MalformedResponse when it has no id."""
+    contact_id = contact.get("id") if isinstance(contact, dict) else None
+    if not isinstance(contact, dict) or not isinstance(contact_id, str) or not contact_id:
+        raise MalformedResponse("Microsoft Graph sent a contact without an id")
+    return IncomingContact(
+        provider_contact_id=contact_id,
+        display_name=_display_name(contact),
+        emails=_emails(contact.get("emailAddresses")),
+        phones=_phones(contact),
+    )
+
+
+def _display_name(contact: dict[str, Any]) -> str:
+    display = _text(contact.get("displayName"))
+    if display:
+        return display
+    parts = (_text(contact.get("givenName")), _text(contact.get("surname")))
+    return " ".join(part for part in parts if part)
+
+
+def _emails(addresses: object) -> tuple[str, ...]:
+    if not isinstance(addresses, list):
+        return ()
+    found = (_text(a.get("address")) for a in addresses if isinstance(a, dict))
+    return tuple(address for address in found if address)
+
+
+def _phones(contact: dict[str, Any]) -> tuple[PhoneInput, ...]:
+    numbers = [
+        *_strings(contact.get("businessPhones")),
+        *_strings(contact.get("homePhones")),
+        _text(contact.get("mobilePhone")),
+    ]
+    return tuple(PhoneInput(number) for number in numbers if number)
+
+
+def _strings(value: object) -> list[str]:
+    return [_text(item) for item in value] if isinstance(value, list) else []
+
+
+def _text(value: object) -> str:
+    return value.strip() if isinstance(value, str) else ""

@@ -1,0 +1,427 @@
+"""MicrosoftContactsSource against the sandbox over loopback: real HTTP, no mocked client."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from contact_import.domain.contact import IncomingContact, PhoneInput
+from contact_import.errors import (
+    AccessTokenExpired,
+    CursorExpired,
+    InsufficientScope,
+    MalformedResponse,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+    RequestRejected,
+)
+from contact_import.providers.base import ContactPage
+from contact_import.providers.google import GoogleContactsSource
+from contact_import.providers.microsoft import (
+    CONTACT_FIELDS,
+    MicrosoftContactsSource,
+    error_for_response,
+    parse_contacts,
+)
+from contact_import.providers.sandbox.app import Faults
+from contact_import.providers.sandbox.graph import graph_contact_id
+from contact_import.providers.sandbox.server import RunningSandbox
+from contact_import.runtime import Runtime
+from tests.helpers import assert_consistent, drain, queue_import
+
+CONTACTS = "/v1.0/me/contacts"
+
+
+class RecordedSleeps(list[float]):
+    """Stands in for time.sleep: remembers how long the source wanted to wait."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=30) as http:
+        yield http
+
+
+@pytest.fixture
+def sleeps() -> RecordedSleeps:
+    return RecordedSleeps()
+
+
+def make_source(
+    client: httpx.Client, sandbox: RunningSandbox, token: str, **options: Any
+) -> MicrosoftContactsSource:
+    return MicrosoftContactsSource(client, api_url=sandbox.base_url, access_token=token, **options)
+
+
+def list_pages(source: MicrosoftContactsSource | GoogleContactsSource) -> list[ContactPage]:
+    pages: list[ContactPage] = []
+    cursor: str | None = None
+    while True:
+        page = source.fetch_page(cursor)
+        pages.append(page)
+        cursor = page.next_cursor
+        if cursor is None:
+            return pages
+
+
+def contacts_of(pages: list[ContactPage]) -> list[IncomingContact]:
+    return [contact for page in pages for contact in page.contacts]
+
+
+def book_of(sandbox: RunningSandbox, token: str) -> list[dict[str, Any]]:
+    account = sandbox.state.account(token)
+    assert account is not None
+    return sandbox.state.book(account).people
+
+
+def requests_of(sandbox: RunningSandbox, token: str) -> int:
+    account = sandbox.state.account(token)
+    assert account is not None
+    return account.requests
+
+
+def email_keys(contacts: list[IncomingContact]) -> set[str]:
+    return {email.lower() for contact in contacts for email in contact.emails}
+
+
+def raw_get(
+    client: httpx.Client, sandbox: RunningSandbox, token: str, **params: str
+) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"}
+    return client.get(sandbox.base_url + CONTACTS, params=params, headers=headers)
+
+
+def assert_secret_kept(error: BaseException, token: str) -> None:
+    assert token not in str(error)
+    assert token not in repr(error)
+
+
+# --- listing -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page_size", [1000, 100])
+def test_full_listing_returns_every_contact_exactly_once(
+    client: httpx.Client, sandbox: RunningSandbox, page_size: int
+) -> None:
+    token = sandbox.state.add_account(size=2345, seed=3)
+    pages = list_pages(make_source(client, sandbox, token, page_size=page_size))
+
+    ids = [contact.provider_contact_id for contact in contacts_of(pages)]
+    assert len(ids) == len(set(ids)) == 2345
+    assert ids == [graph_contact_id(p["resourceName"]) for p in book_of(sandbox, token)]
+    assert [page.total for page in pages] == [2345] * len(pages)
+    assert len(pages) == -(-2345 // page_size)
+
+
+def test_the_same_people_as_the_google_listing_of_the_account(
+    client: httpx.Client, sandbox: RunningSandbox
+) -> None:
+    token = sandbox.state.add_account(size=2345, seed=5)
+    google = contacts_of(list_pages(GoogleContactsSource(
+        client, api_url=sandbox.base_url, access_token=token
+    )))  # fmt: skip
+    microsoft = contacts_of(list_pages(make_source(client, sandbox, token)))
+
+    assert email_keys(microsoft) == email_keys(google)
+    for ours, theirs in zip(microsoft, google, strict=True):
+        assert ours.display_name == theirs.display_name
+        assert ours.emails == theirs.emails
+        assert [p.value for p in ours.phones] == [p.value for p in theirs.phones]
+        assert all(phone.canonical is None for phone in ours.phones)  # Graph has no E.164 form
+    assert any(not c.emails and c.phones for c in microsoft)
+    assert any(not c.display_name.isascii() for c in microsoft)
+
+
+def test_empty_pages_with_a_next_link_are_followed(
+    client: httpx.Client, sandbox: RunningSandbox
+) -> None:
+    token = sandbox.state.add_account(size=2345, seed=6, faults=Faults(empty_page_every=2))
+    pages = list_pages(make_source(client, sandbox, token, page_size=100))
+
+    ids = {contact.provider_contact_id for contact in contacts_of(pages)}
+    assert len(ids) == len(contacts_of(pages)) == 2345
+    empty = [page for page in pages if not page.contacts]
+    assert len(empty) == 23  # every second request: one between each two of the 24 real pages
+    assert all(page.next_cursor and page.total == 2345 for page in empty)
+
+
+def test_an_empty_address_book_is_one_empty_last_page(
+    client: httpx.Client, sandbox: RunningSandbox
+) -> None:
+    token = sandbox.state.add_account(size=0)
+    page = make_source(client, sandbox, token).fetch_page(None)
+    assert page == ContactPage(contacts=[], next_cursor=None, total=0)
+
+
+# --- the sandbox speaks Graph's protocol --------------------------------------------------------
+
+
+def test_top_defaults_to_10_and_links_are_absolute_with_skip(
+    client: httpx.Client, sandbox: RunningSandbox
+) -> None:
+    token = sandbox.state.add_account(size=25)
+    body = raw_get(client, sandbox, token).json()
+    assert len(body["value"]) == 10
+    assert "@odata.count" not in body
+    assert body["@odata.context"].startswith(sandbox.base_url + "/v1.0/$metadata#users(")
+    next_link = httpx.URL(body["@odata.nextLink"])
+    assert str(next_link).startswith(sandbox.base_url + CONTACTS)
+    assert next_link.params["$skip"] == "10"
+
+
+def test_select_and_count(client: httpx.Client, sandbox: RunningSandbox) -> None:
+    token = sandbox.state.add_account(size=30)
+    body = raw_get(
+        client,
+        sandbox,
+        token,
+        **{"$top": "30", "$select": "displayName,jobTitle", "$count": "true"},
+    ).json()
+    assert body["@odata.count"] == 30
+    assert "@odata.nextLink" not in body
+    for contact in body["value"]:
+        assert set(contact) == {"@odata.etag", "id", "displayName", "jobTitle"}
+        assert contact["jobTitle"] is None
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"$top": "0"}, {"$top": "1001"}, {"$top": "many"}, {"$skip": "-1"}, {"$select": "mood"},
+     {"$count": "maybe"}],
+)  # fmt: skip
+def test_bad_queries_are_graph_style_400s(
+    client: httpx.Client, sandbox: RunningSandbox, params: dict[str, str]
+) -> None:
+    token = sandbox.state.add_account(size=5)
+    response = raw_get(client, sandbox, token, **params)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"]
+    assert error["message"]
+    assert error["innerError"]["request-id"]
+
+
+def test_a_missing_token_is_a_graph_style_401(
+    client: httpx.Client, sandbox: RunningSandbox
+) -> None:
+    response = client.get(sandbox.base_url + CONTACTS)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "InvalidAuthenticationToken"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+# --- errors the source raises --------------------------------------------------------------------
+
+
+def test_a_wrong_token_is_access_token_expired(
+    client: httpx.Client, sandbox: RunningSandbox
+) -> None:
+    token = "EwBwA8l6BAAU.not-a-token-the-sandbox-issued"
+    with pytest.raises(AccessTokenExpired) as raised:
+        make_source(client, sandbox, token).fetch_page(None)
+    assert_secret_kept(raised.value, token)
+
+
+def test_rate_limits_are_retried_honouring_retry_after(
+    client: httpx.Client,
+    sandbox: RunningSandbox,
+    sleeps: RecordedSleeps,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    token = sandbox.state.add_account(size=2345, seed=4, faults=Faults(rate_limit_every=2))
+    caplog.set_level(logging.INFO)
+
+    pages = list_pages(make_source(client, sandbox, token, page_size=100, sleep=sleeps))
+
+    assert len({c.provider_contact_id for c in contacts_of(pages)}) == 2345
+    assert sleeps == [1.0] * 23  # the first try of every page but the first
+    assert token not in caplog.text
+
+
+def test_a_rate_limit_that_does_not_lift_is_raised_with_retry_after(
+    client: httpx.Client, sandbox: RunningSandbox, sleeps: RecordedSleeps
+) -> None:
+    token = sandbox.state.add_account(size=10, faults=Faults(rate_limit_every=1, retry_after=7))
+    with pytest.raises(RateLimited) as raised:
+        make_source(client, sandbox, token, max_retries=2, sleep=sleeps).fetch_page(None)
+    assert raised.value.retry_after == 7
+    assert sleeps == [7.0, 7.0]
+    assert_secret_kept(raised.value, token)
+
+
+def test_server_errors_end_in_provider_unavailable_after_retries(
+    client: httpx.Client, sandbox: RunningSandbox, sleeps: RecordedSleeps
+) -> None:
+    token = sandbox.state.add_account(size=10, faults=Faults(server_error_every=1))
+    with pytest.raises(ProviderUnavailable) as raised:
+        make_source(client, sandbox, token, max_retries=3, sleep=sleeps).fetch_page(None)
+    assert requests_of(sandbox, token) == 4
+    assert len(sleeps) == 3
+    assert sleeps[0] < sleeps[2]  # the backoff grows
+    assert "503" in str(raised.value)
+    assert_secret_kept(raised.value, token)
+
+
+def test_a_next_link_to_another_host_is_refused_before_any_request(
+    client: httpx.Client, sandbox: RunningSandbox
+) -> None:
+    token = sandbox.state.add_account(size=300)
+    source = make_source(client, sandbox, token, page_size=100)
+    cursor = source.fetch_page(None).next_cursor
+    assert cursor is not None
+    before = requests_of(sandbox, token)
+    foreign = [
+        cursor.replace("127.0.0.1", "attacker.example"),
+        cursor.replace("http://", "https://"),
+        "/v1.0/me/contacts?%24skip=100",
+        "http://[not a url",
+    ]
+    for link in foreign:
+        with pytest.raises(RequestRejected) as raised:
+            source.fetch_page(link)
+        assert_secret_kept(raised.value, token)
+    assert requests_of(sandbox, token) == before
+
+
+def test_a_next_link_to_another_host_in_a_body_is_not_returned(
+    sandbox: RunningSandbox,
+) -> None:
+    # The sandbox builds its links from the Host header, so this client makes it send a link to
+    # a host of the client's choosing: what a compromised or spoofed answer would do.
+    token = sandbox.state.add_account(size=300)
+    with httpx.Client(timeout=30, headers={"Host": "attacker.example"}) as lying:
+        source = make_source(lying, sandbox, token, page_size=100)
+        with pytest.raises(RequestRejected) as raised:
+            source.fetch_page(None)
+    assert_secret_kept(raised.value, token)
+
+
+def test_page_size_is_checked_before_any_request(client: httpx.Client) -> None:
+    with pytest.raises(ValueError):
+        MicrosoftContactsSource(client, api_url="http://x", access_token="t", page_size=1001)
+
+
+def test_the_first_request_asks_for_what_the_importer_needs(
+    client: httpx.Client, sandbox: RunningSandbox
+) -> None:
+    token = sandbox.state.add_account(size=3)
+    cursor = make_source(client, sandbox, token, page_size=1).fetch_page(None).next_cursor
+    assert cursor is not None
+    params = httpx.URL(cursor).params
+    assert params["$top"] == "1"
+    assert params["$count"] == "true"
+    assert params["$select"] == CONTACT_FIELDS
+
+
+# --- end to end: the importer, a Microsoft grant and the sandbox --------------------------------
+
+
+def test_a_microsoft_book_imports_through_the_real_importer(
+    runtime: Runtime, sandbox: RunningSandbox
+) -> None:
+    faults = Faults(empty_page_every=3, rate_limit_every=5, retry_after=0)
+    job = queue_import(runtime, sandbox, "mallory", size=2345, provider="microsoft", faults=faults)
+    drain(runtime)
+    done = runtime.jobs.get(job.id)
+    state = assert_consistent(runtime.engine, done, 2345)
+    assert done.provider == "microsoft"
+    assert state.contacts == done.created_contacts
+    assert done.created_contacts > 2000
+
+
+# --- pure mapping: Graph bodies and answers -> our types -----------------------------------------
+
+
+def graph_response(status: int, body: object = None, **headers: str) -> httpx.Response:
+    request = httpx.Request("GET", "https://graph.microsoft.com" + CONTACTS)
+    content = b"" if body is None else json.dumps(body).encode()
+    return httpx.Response(status, content=content, headers=headers, request=request)
+
+
+def graph_error(code: str, inner: str = "") -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": "m"}
+    if inner:
+        error["innerError"] = {"code": inner, "request-id": "r"}
+    return {"error": error}
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        (graph_response(429, graph_error("TooManyRequests"), **{"Retry-After": "3"}), RateLimited),
+        (graph_response(503, graph_error("ServiceUnavailable")), ProviderUnavailable),
+        (graph_response(504), ProviderUnavailable),
+        (graph_response(509), RateLimited),
+        (graph_response(401, graph_error("InvalidAuthenticationToken")), AccessTokenExpired),
+        (graph_response(403, graph_error("ErrorAccessDenied")), InsufficientScope),
+        (graph_response(403, graph_error("accessDenied", "activityLimitReached")), RateLimited),
+        (graph_response(410), CursorExpired),
+        (graph_response(400, graph_error("badRequest", "SyncStateNotFound")), CursorExpired),
+        (graph_response(400, graph_error("ErrorInvalidUrlQuery")), RequestRejected),
+        (graph_response(404, {"error": "not an object"}), RequestRejected),
+        (graph_response(302), MalformedResponse),
+    ],
+)
+def test_error_answers_map_to_the_error_tree(
+    response: httpx.Response, expected: type[ProviderError]
+) -> None:
+    assert type(error_for_response(response, now=0.0)) is expected
+
+
+def test_retry_after_and_the_scope_message() -> None:
+    limited = error_for_response(graph_response(429, **{"Retry-After": "3"}), now=0.0)
+    assert isinstance(limited, RateLimited)
+    assert limited.retry_after == 3.0
+    assert str(error_for_response(graph_response(403), now=0.0)) == (
+        "Microsoft did not grant access to your contacts — "
+        "reconnect your account and allow contacts access"
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"value": {"id": "x"}}, {"value": [{"displayName": "no id"}]}, {"@odata.nextLink": 3}],
+)
+def test_bodies_graph_would_never_send_are_malformed(body: dict[str, Any]) -> None:
+    with pytest.raises(MalformedResponse):
+        parse_contacts(body)
+
+
+def test_a_contact_is_mapped_field_by_field() -> None:
+    body = {
+        "@odata.count": 1,
+        "value": [
+            {
+                "id": "AAMkAD1",
+                "displayName": None,
+                "givenName": "Ada",
+                "surname": "Lovelace",
+                "emailAddresses": [{"name": "Ada", "address": " ada@example.com "}, {"name": "x"}],
+                "businessPhones": ["+1 415 555 0100", ""],
+                "homePhones": [],
+                "mobilePhone": "(415) 555-0101",
+            }
+        ],
+    }
+    page = parse_contacts(body)
+    assert page == ContactPage(
+        contacts=[
+            IncomingContact(
+                provider_contact_id="AAMkAD1",
+                display_name="Ada Lovelace",
+                emails=("ada@example.com",),
+                phones=(PhoneInput("+1 415 555 0100"), PhoneInput("(415) 555-0101")),
+            )
+        ],
+        next_cursor=None,
+        total=1,
+    )
