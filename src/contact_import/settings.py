@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=4, ge=1)
     worker_poll_seconds: float = Field(default=5.0, gt=0)
     http_timeout_seconds: float = Field(default=20.0, gt=0)
+    provider_max_retries: int = Field(default=3, ge=0, le=10)
     public_base_url: str = "http://127.0.0.1:8000"
     default_phone_region: str | None = "US"
     google_client_id: str | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -12,7 +13,7 @@ from contact_import.domain.job import JobStatus
 from contact_import.providers.base import ContactPage, ContactSource
 from contact_import.providers.sandbox.app import Faults
 from contact_import.providers.sandbox.server import RunningSandbox
-from contact_import.runner.importer import ImportBudget, Importer
+from contact_import.runner.importer import ImportBudget, Importer, SourceFor
 from contact_import.runner.tick import run_tick
 from contact_import.runtime import Runtime
 from contact_import.settings import Settings
@@ -66,9 +67,7 @@ class _Crash(BaseException):
     """Stands for the process dying: not an Exception, so nothing catches or releases."""
 
 
-def _crashing_after(
-    pages: int, sources: Callable[[Job], ContactSource]
-) -> Callable[[Job], ContactSource]:
+def _crashing_after(pages: int, sources: SourceFor) -> SourceFor:
     class Source:
         def __init__(self, inner: ContactSource) -> None:
             self.inner, self.fetched = inner, 0
@@ -79,7 +78,7 @@ def _crashing_after(
             self.fetched += 1
             return self.inner.fetch_page(cursor)
 
-    return lambda job: Source(sources(job))
+    return lambda job, **kwargs: Source(sources(job, **kwargs))
 
 
 def test_expired_lease_is_reclaimed_and_completes_exactly(
@@ -175,7 +174,7 @@ def test_cancel_of_a_waiting_job_is_immediate_and_retry_resumes(
 def test_transient_provider_errors_back_off_then_fail_after_max_attempts(
     settings_for: Callable[..., Settings], sandbox: RunningSandbox
 ) -> None:
-    with Runtime.build(settings_for(max_attempts=2)) as rt:
+    with Runtime.build(settings_for(max_attempts=2, provider_max_retries=0)) as rt:
         job = queue_import(rt, sandbox, "ivy", size=10, faults=Faults(server_error_every=1))
         first = run_tick(rt.jobs, rt.importer, budget_seconds=30, max_jobs=1)
         assert first.to_json()["job_ids"]["continuing"] == [str(job.id)]
@@ -191,3 +190,33 @@ def test_transient_provider_errors_back_off_then_fail_after_max_attempts(
         failed = rt.jobs.get(job.id)
         assert failed.status is JobStatus.FAILED
         assert "gave up after 2 attempts" in (failed.error_message or "")
+
+
+def test_a_long_retry_after_keeps_the_lease(
+    settings_for: Callable[..., Settings], sandbox: RunningSandbox
+) -> None:
+    """Retry-After (2 s) longer than the lease (0.6 s): the wait renews it, nobody steals it."""
+    with Runtime.build(settings_for(lease_seconds=0.6, page_size=100)) as rt:
+        faults = Faults(rate_limit_every=2, retry_after=2)
+        job = queue_import(rt, sandbox, "kim", size=250, faults=faults)
+        stolen: list[Job] = []
+        done = threading.Event()
+
+        def thief() -> None:
+            while not done.is_set():
+                stolen.extend(rt.jobs.claim("thief", 1))
+                time.sleep(0.1)
+
+        (claimed,) = rt.jobs.claim("owner", 1)
+        thread = threading.Thread(target=thief)
+        thread.start()
+        try:
+            outcome = rt.importer.run(claimed, ImportBudget())
+        finally:
+            done.set()
+            thread.join()
+        assert stolen == []
+        assert outcome.value == "completed"
+        finished = rt.jobs.get(job.id)
+        assert finished.attempts == 1
+        assert_consistent(rt.engine, finished, 250)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import httpx
 
 from contact_import.errors import AccessRevoked, RequestRejected
@@ -25,7 +28,8 @@ class SourceFactory:
         self._client = client
         self._grants = grants
 
-    def __call__(self, job: Job) -> ContactSource:
+    def __call__(self, job: Job, *, sleep: Callable[[float], None] = time.sleep) -> ContactSource:
+        """``sleep`` is how the client waits between retries (the importer's keeps the lease)."""
         grant = self._grants.get(job.grant_id)
         if not grant.access_token:
             raise AccessRevoked(f"no {job.provider} access token — reconnect your account")
@@ -35,6 +39,8 @@ class SourceFactory:
                 api_url=self._settings.google_people_api_url,
                 access_token=grant.access_token,
                 page_size=self._settings.page_size,
+                max_retries=self._settings.provider_max_retries,
+                sleep=sleep,
             )
         if job.provider == "microsoft":
             return MicrosoftContactsSource(
@@ -42,5 +48,7 @@ class SourceFactory:
                 api_url=self._settings.microsoft_graph_api_url,
                 access_token=grant.access_token,
                 page_size=self._settings.page_size,
+                max_retries=self._settings.provider_max_retries,
+                sleep=sleep,
             )
         raise RequestRejected(f"unknown provider {job.provider!r}")

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -70,7 +71,14 @@ class ImportBudget:
             self.longest_page = max(self.longest_page, seconds)
 
 
-SourceFor = Callable[[Job], ContactSource]
+class SourceFor(Protocol):
+    """Builds the provider client of a job (see providers/factory.py)."""
+
+    def __call__(self, job: Job, *, sleep: Callable[[float], None]) -> ContactSource: ...
+
+
+class _Stopping(Exception):
+    """The worker is shutting down while the client waits to retry: yield the job now."""
 
 
 class Importer:
@@ -102,6 +110,8 @@ class Importer:
         except LeaseLost:
             log.warning("lease lost; another worker owns the job now", extra=extra)
             return Outcome.LEASE_LOST
+        except _Stopping:
+            return self._yield(lease)
         except PermanentProviderError as exc:
             return self._fail(lease, str(exc), extra)
         except (ContactImportError, SQLAlchemyError) as exc:
@@ -115,12 +125,11 @@ class Importer:
     def _run_pages(
         self, job: Job, lease: Lease, budget: ImportBudget, stop: threading.Event
     ) -> Outcome:
-        source = self._sources(job)
+        source = self._sources(job, sleep=self._lease_keeping_sleep(lease, stop))
         cursor = job.page_cursor
         while True:
             if stop.is_set() or not budget.can_start_page():
-                self._jobs.release(lease, refund=True)
-                return Outcome.CONTINUING
+                return self._yield(lease)
             started = budget.clock()
             page = source.fetch_page(cursor)
             incoming = [normalize_contact(c, self._region) for c in page.contacts]
@@ -149,6 +158,27 @@ class Importer:
                 self._jobs.finish(lease, JobStatus.CANCELLED, "cancelled by the user")
                 return Outcome.CANCELLED
             cursor = page.next_cursor
+
+    def _yield(self, lease: Lease) -> Outcome:
+        """Stop cleanly at a page boundary; the attempt is refunded and the cursor kept."""
+        self._jobs.release(lease, refund=True)
+        return Outcome.CONTINUING
+
+    def _lease_keeping_sleep(self, lease: Lease, stop: threading.Event) -> Callable[[float], None]:
+        """A sleep for the provider client's retries that renews the lease while it waits.
+
+        A long ``Retry-After`` would otherwise outlive the lease and hand the job to another
+        worker mid-page. Shutting down interrupts the wait.
+        """
+
+        def sleep(seconds: float) -> None:
+            deadline = time.monotonic() + seconds
+            while (left := deadline - time.monotonic()) > 0:
+                if stop.wait(min(left, self._lease_seconds / 3)):
+                    raise _Stopping
+                self._jobs.heartbeat(lease)
+
+        return sleep
 
     def _fail(self, lease: Lease, message: str, extra: dict[str, object]) -> Outcome:
         log.warning("job failed: %s", message, extra=extra)
