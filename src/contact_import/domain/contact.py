@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import phonenumbers
@@ -81,11 +82,14 @@ MAX_PHONE_LENGTH = 64
 MAX_VALUES = 100
 
 
+_WHITESPACE = re.compile(r"\s")
+
+
 def email_key(address: str) -> str | None:
     """Trim and lowercase; never strip dots or ``+tags``. None when it is not an address."""
     key = address.strip().lower()
     local, at, domain = key.rpartition("@")
-    if not at or not local or not domain or "@" in local or any(c.isspace() for c in key):
+    if not at or not local or not domain or "@" in local or _WHITESPACE.search(key):
         return None
     return key
 

@@ -129,6 +129,7 @@ class _Planner:
         self._existing = existing
         self._new_id = new_id
         self._touched: dict[UUID, ContactState] = {}
+        self._owned: set[UUID] = set()  # created here, or copied before we changed them
         self._created: list[UUID] = []
         self._changed: dict[UUID, None] = {}
         self._new_keys: dict[str, UUID] = {}
@@ -150,6 +151,7 @@ class _Planner:
         if target is None:
             target = ContactState(id=self._new_id(), display_name="")
             self._touched[target.id] = target
+            self._owned.add(target.id)
             self._created.append(target.id)
             self._absorb(target, contact)
             self._record(contact.provider_contact_id, Action.CREATED, target.id)
@@ -179,42 +181,56 @@ class _Planner:
             found = self._existing.get(contact_id)
             if found is None:
                 return None
-            self._touched[contact_id] = found.copy()
+            self._touched[contact_id] = found  # copied only if we change it (_writable)
         return self._touched[contact_id]
 
+    def _writable(self, state: ContactState) -> ContactState:
+        """Our own copy of an existing contact, made on its first change: inputs stay intact."""
+        if state.id not in self._owned:
+            state = state.copy()
+            self._touched[state.id] = state
+            self._owned.add(state.id)
+        return state
+
     def _absorb(self, target: ContactState, contact: NormalizedContact) -> bool:
-        """Union the contact into ``target`` (existing values first); True if anything was added."""
+        """Union the contact into ``target`` (existing values first); True if anything was added.
+
+        Additions are worked out first, so a contact with nothing new is never copied.
+        """
         self._claim(identity_key(self._provider, contact.provider_contact_id), target)
-        added = False
-        for email in contact.emails:
-            key = email_match_key(email.key or "")
-            owner = self._owners.get(key)
-            if key in target.keys or (owner is not None and owner != target.id):
-                continue  # already there, or another contact's address: never copy it
-            target.emails.append(email.value)
+        emails = [e for e in contact.emails if self._email_is_new(target, e.key or "")]
+        phones = [p for p in contact.phones if self._phone_is_new(target, p.value, p.key)]
+        rename = not target.display_name and bool(contact.display_name)
+        if not (emails or phones or rename):
+            return False
+        target = self._writable(target)
+        for email in emails:
+            self._add_value(target, target.emails, email.value, email_match_key(email.key or ""))
+        for phone in phones:
+            key = phone_match_key(phone.key) if phone.key else None
+            self._add_value(target, target.phones, phone.value, key)
+        if rename:
+            target.display_name = contact.display_name
+        return True
+
+    def _email_is_new(self, target: ContactState, email_key: str) -> bool:
+        key = email_match_key(email_key)
+        owner = self._owners.get(key)
+        # Already there, or another contact's address: never copy it.
+        return key not in target.keys and (owner is None or owner == target.id)
+
+    def _phone_is_new(self, target: ContactState, value: str, key: str | None) -> bool:
+        if key is None:
+            return value not in target.phones
+        return phone_match_key(key) not in target.keys
+
+    def _add_value(
+        self, target: ContactState, values: list[str], value: str, key: str | None
+    ) -> None:
+        values.append(value)
+        if key is not None and key not in target.keys:
             target.keys.append(key)
             self._claim(key, target)
-            added = True
-        for phone in contact.phones:
-            added |= self._absorb_phone(target, phone.value, phone.key)
-        if not target.display_name and contact.display_name:
-            target.display_name = contact.display_name
-            added = True
-        return added
-
-    def _absorb_phone(self, target: ContactState, value: str, key: str | None) -> bool:
-        if key is None:
-            if value in target.phones:
-                return False
-            target.phones.append(value)
-            return True
-        match_key = phone_match_key(key)
-        if match_key in target.keys:
-            return False
-        target.phones.append(value)
-        target.keys.append(match_key)
-        self._claim(match_key, target)
-        return True
 
     def _claim(self, key: str, target: ContactState) -> None:
         """Make ``target`` the owner of ``key`` unless some contact already owns it."""

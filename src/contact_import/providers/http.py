@@ -20,6 +20,7 @@ from datetime import UTC
 from typing import Any, Protocol
 
 import httpx
+import orjson
 
 from contact_import.errors import (
     MalformedResponse,
@@ -125,8 +126,8 @@ def _get(
 def json_object(response: httpx.Response, api_name: str) -> dict[str, Any]:
     """The response's body as a JSON object; MalformedResponse when it is anything else."""
     try:
-        body = response.json()
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError both are
+        body = orjson.loads(response.content)  # several times faster than json on big pages
+    except ValueError:  # orjson.JSONDecodeError is one
         raise MalformedResponse(f"{api_name} sent a body that is not JSON") from None
     if not isinstance(body, dict):
         raise MalformedResponse(f"{api_name} sent JSON that is not an object")

@@ -9,7 +9,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from functools import partial
+from typing import NamedTuple, Protocol
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -22,8 +23,9 @@ from contact_import.errors import (
     PermanentProviderError,
     RateLimited,
 )
-from contact_import.providers.base import ContactSource
-from contact_import.store.contacts import apply_page
+from contact_import.providers.base import ContactPage, ContactSource
+from contact_import.runner.prefetch import PageAhead
+from contact_import.store.contacts import Incoming, PageResult, apply_page
 from contact_import.store.jobs import Job, JobStore, Lease
 
 __all__ = ["ImportBudget", "Importer", "Outcome"]
@@ -77,6 +79,11 @@ class SourceFor(Protocol):
     def __call__(self, job: Job, *, sleep: Callable[[float], None]) -> ContactSource: ...
 
 
+class _Fetched(NamedTuple):
+    page: ContactPage
+    incoming: list[Incoming]
+
+
 class _Stopping(Exception):
     """The worker is shutting down while the client waits to retry: yield the job now."""
 
@@ -125,46 +132,61 @@ class Importer:
     def _run_pages(
         self, job: Job, lease: Lease, budget: ImportBudget, stop: threading.Event
     ) -> Outcome:
-        source = self._sources(job, sleep=self._lease_keeping_sleep(lease, stop))
-        cursor = job.page_cursor
-        while True:
-            if stop.is_set() or not budget.can_start_page():
-                return self._yield(lease)
-            started = budget.clock()
-            page = source.fetch_page(cursor)
-            incoming = [normalize_contact(c, self._region) for c in page.contacts]
-            result = apply_page(
-                self._engine,
-                lease,
-                user_id=job.user_id,
-                provider=job.provider,
-                incoming=incoming,
-                next_cursor=page.next_cursor,
-                provider_total=page.total,
-                lease_seconds=self._lease_seconds,
-            )
-            budget.record_page(budget.clock() - started)
-            log.info(
-                "page stored",
-                extra={
-                    "job_id": str(job.id),
-                    "contacts": len(incoming),
-                    **result.counts.as_log_fields(),
-                },
-            )
-            if page.next_cursor is None:
-                return Outcome.COMPLETED
-            if result.cancel_requested:
-                self._jobs.finish(lease, JobStatus.CANCELLED, "cancelled by the user")
-                return Outcome.CANCELLED
-            cursor = page.next_cursor
+        abandoned = threading.Event()
+        sleep = self._lease_keeping_sleep(lease, lambda: stop.is_set() or abandoned.is_set())
+        source = self._sources(job, sleep=sleep)
+        with PageAhead(partial(self._fetch, source), abandoned) as ahead:
+            ahead.request(job.page_cursor)
+            while True:
+                if stop.is_set() or not budget.can_start_page():
+                    return self._yield(lease)
+                started = budget.clock()
+                page, incoming = ahead.take()
+                if page.next_cursor is not None:
+                    ahead.request(page.next_cursor)  # fetched while this page is written
+                result = self._store(job, lease, page, incoming)
+                budget.record_page(budget.clock() - started)
+                if page.next_cursor is None:
+                    return Outcome.COMPLETED
+                if result.cancel_requested:
+                    self._jobs.finish(lease, JobStatus.CANCELLED, "cancelled by the user")
+                    return Outcome.CANCELLED
+
+    def _fetch(self, source: ContactSource, cursor: str | None) -> _Fetched:
+        page = source.fetch_page(cursor)
+        return _Fetched(page, [normalize_contact(c, self._region) for c in page.contacts])
+
+    def _store(
+        self, job: Job, lease: Lease, page: ContactPage, incoming: list[Incoming]
+    ) -> PageResult:
+        result = apply_page(
+            self._engine,
+            lease,
+            user_id=job.user_id,
+            provider=job.provider,
+            incoming=incoming,
+            next_cursor=page.next_cursor,
+            provider_total=page.total,
+            lease_seconds=self._lease_seconds,
+        )
+        log.info(
+            "page stored",
+            extra={
+                "job_id": str(job.id),
+                "contacts": len(incoming),
+                **result.counts.as_log_fields(),
+            },
+        )
+        return result
 
     def _yield(self, lease: Lease) -> Outcome:
         """Stop cleanly at a page boundary; the attempt is refunded and the cursor kept."""
         self._jobs.release(lease, refund=True)
         return Outcome.CONTINUING
 
-    def _lease_keeping_sleep(self, lease: Lease, stop: threading.Event) -> Callable[[float], None]:
+    def _lease_keeping_sleep(
+        self, lease: Lease, stopping: Callable[[], bool]
+    ) -> Callable[[float], None]:
         """A sleep for the provider client's retries that renews the lease while it waits.
 
         A long ``Retry-After`` would otherwise outlive the lease and hand the job to another
@@ -173,10 +195,14 @@ class Importer:
 
         def sleep(seconds: float) -> None:
             deadline = time.monotonic() + seconds
+            renew_at = time.monotonic() + self._lease_seconds / 3
             while (left := deadline - time.monotonic()) > 0:
-                if stop.wait(min(left, self._lease_seconds / 3)):
+                time.sleep(min(left, 0.2))
+                if stopping():
                     raise _Stopping
-                self._jobs.heartbeat(lease)
+                if time.monotonic() >= renew_at:
+                    self._jobs.heartbeat(lease)
+                    renew_at = time.monotonic() + self._lease_seconds / 3
 
         return sleep
 

@@ -12,11 +12,13 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+import psycopg
+from psycopg import sql
 from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
-    Text,
+    Table,
     any_,
     bindparam,
     func,
@@ -36,7 +38,7 @@ from contact_import.domain.merge import (
     phone_match_key,
     plan_page_merge,
 )
-from contact_import.store.db import is_postgres
+from contact_import.store.db import dumps_json, is_postgres
 from contact_import.store.jobs import Lease, PageCounts, checkpoint
 from contact_import.store.schema import contact_match_keys, contacts, imported_contacts
 
@@ -101,10 +103,10 @@ def _lock_user(conn: Connection, user_id: str) -> None:
         conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(user_id, 0))))
 
 
-def _in(column: ColumnElement[str], values: list[str], conn: Connection) -> ColumnElement[bool]:
+def _in(column: ColumnElement[Any], values: Sequence[Any], conn: Connection) -> ColumnElement[bool]:
     # One array parameter on Postgres instead of thousands of placeholders.
     if is_postgres(conn):
-        return column == any_(bindparam("values", values, type_=ARRAY(Text)))
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
     return column.in_(values)
 
 
@@ -131,23 +133,24 @@ def _candidate_keys(provider: str, incoming: Iterable[Incoming]) -> list[str]:
 def _load_matches(
     conn: Connection, user_id: str, keys: list[str]
 ) -> tuple[dict[str, UUID], dict[UUID, ContactState]]:
-    """Owners of the page's keys and the contacts that own them, in one query."""
-    owners: dict[str, UUID] = {}
-    existing: dict[UUID, ContactState] = {}
+    """Owners of the page's keys, then each owning contact once (not once per key)."""
     if not keys:
-        return owners, existing
+        return {}, {}
     k, c = contact_match_keys.c, contacts.c
-    stmt = (
-        select(k.key, c.id, c.display_name, c.emails, c.phones, c.match_keys)
-        .join_from(contact_match_keys, contacts, c.id == k.contact_id)
-        .where(k.user_id == user_id, _in(k.key, keys, conn))
+    owners: dict[str, UUID] = dict(
+        conn.execute(
+            select(k.key, k.contact_id).where(k.user_id == user_id, _in(k.key, keys, conn))
+        ).all()
     )
-    for row in conn.execute(stmt):
-        owners[row.key] = row.id
-        if row.id not in existing:
-            existing[row.id] = ContactState(
-                row.id, row.display_name, list(row.emails), list(row.phones), list(row.match_keys)
-            )
+    if not owners:
+        return owners, {}
+    stmt = select(c.id, c.display_name, c.emails, c.phones, c.match_keys).where(
+        _in(c.id, sorted(set(owners.values())), conn)
+    )
+    existing = {
+        row.id: ContactState(row.id, row.display_name, row.emails, row.phones, row.match_keys)
+        for row in conn.execute(stmt)
+    }
     return owners, existing
 
 
@@ -163,14 +166,16 @@ def _counts(plan: PagePlan) -> PageCounts:
 
 def _write_plan(conn: Connection, user_id: str, job_id: UUID, plan: PagePlan) -> None:
     now = datetime.now(UTC)
-    if plan.creates:
-        conn.execute(
-            insert(contacts),
-            [
-                _contact_row(s, user_id) | {"created_at": now, "updated_at": now}
-                for s in plan.creates
-            ],
-        )
+    _bulk_insert(
+        conn,
+        contacts,
+        ("id", "user_id", "display_name", "emails", "phones", "match_keys", "created_at",
+         "updated_at"),
+        [
+            (s.id, user_id, s.display_name, s.emails, s.phones, s.keys, now, now)
+            for s in plan.creates
+        ],
+    )  # fmt: skip
     if plan.updates:
         conn.execute(
             sql_update(contacts)
@@ -184,37 +189,55 @@ def _write_plan(conn: Connection, user_id: str, job_id: UUID, plan: PagePlan) ->
             ),
             [_update_row(s, now) for s in plan.updates],
         )
-    if plan.new_keys:
-        conn.execute(
-            insert(contact_match_keys),
-            [{"user_id": user_id, "key": k, "contact_id": v} for k, v in plan.new_keys.items()],
-        )
-    if plan.outcomes:
-        conn.execute(
-            insert(imported_contacts),
-            [
-                {
-                    "import_job_id": job_id,
-                    "provider_contact_id": o.provider_contact_id,
-                    "contact_id": o.contact_id,
-                    "action": o.action.value,
-                    "detail": o.detail,
-                    "created_at": now,
-                }
-                for o in plan.outcomes
-            ],
-        )
+    _bulk_insert(
+        conn,
+        contact_match_keys,
+        ("user_id", "key", "contact_id"),
+        [(user_id, key, contact_id) for key, contact_id in plan.new_keys.items()],
+    )
+    _bulk_insert(
+        conn,
+        imported_contacts,
+        ("import_job_id", "provider_contact_id", "contact_id", "action", "detail", "created_at"),
+        [
+            (job_id, o.provider_contact_id, o.contact_id, o.action.value, o.detail, now)
+            for o in plan.outcomes
+        ],
+    )
 
 
-def _contact_row(state: ContactState, user_id: str) -> dict[str, Any]:
-    return {
-        "id": state.id,
-        "user_id": user_id,
-        "display_name": state.display_name,
-        "emails": state.emails,
-        "phones": state.phones,
-        "match_keys": state.keys,
-    }
+_JSON_COLUMNS = frozenset({"emails", "phones", "match_keys"})
+
+
+def _bulk_insert(
+    conn: Connection, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """Insert many rows in one statement: COPY on Postgres, a multi-row INSERT on SQLite.
+
+    COPY runs on the same connection, so it is part of the page's transaction.
+    """
+    if not rows:
+        return
+    if not is_postgres(conn):
+        conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    json_at = [i for i, name in enumerate(columns) if name in _JSON_COLUMNS]
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    with (
+        raw.cursor() as cursor,
+        cursor.copy(
+            sql.SQL("COPY {} ({}) FROM STDIN").format(
+                sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
+            )
+        ) as copy,
+    ):
+        for row in rows:
+            copy.write_row(
+                [dumps_json(v) if i in json_at else v for i, v in enumerate(row)]
+                if json_at
+                else row
+            )
 
 
 def _update_row(state: ContactState, now: datetime) -> dict[str, Any]:
