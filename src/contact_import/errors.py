@@ -18,9 +18,10 @@ whether the job that met it should be retried later (``transient``) or failed no
     │   └── CursorExpired              the page token / sync token is no longer accepted
     ├── StoreError
     │   └── LeaseLost                  another worker owns the job now: stop, write nothing more
-    └── JobError
-        ├── JobNotFound
-        └── JobStateConflict           the job is not in a state that allows the action
+    ├── JobError
+    │   ├── JobNotFound
+    │   └── JobStateConflict           the job is not in a state that allows the action
+    └── InvalidOAuthState              a callback whose state is unknown, expired or used
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "ContactImportError",
     "CursorExpired",
     "InsufficientScope",
+    "InvalidOAuthState",
     "JobError",
     "JobNotFound",
     "JobStateConflict",
@@ -129,3 +131,7 @@ class JobNotFound(JobError):
 
 class JobStateConflict(JobError):
     """The job's status does not allow the action (retry a running job, cancel a finished one)."""
+
+
+class InvalidOAuthState(ContactImportError):
+    """The OAuth callback's ``state`` is unknown, expired, already used, or for another provider."""

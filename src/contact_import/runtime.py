@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy import Engine
 
+from contact_import.connect import Connections
 from contact_import.crypto import TokenCipher
 from contact_import.providers.factory import SourceFactory
 from contact_import.runner.importer import Importer
@@ -28,6 +29,7 @@ class Runtime:
     grants: GrantStore
     http: httpx.Client
     importer: Importer
+    connections: Connections
 
     @classmethod
     def build(cls, settings: Settings, *, migrate: bool = False) -> Runtime:
@@ -38,7 +40,8 @@ class Runtime:
         jobs = JobStore(
             engine, lease_seconds=settings.lease_seconds, max_attempts=settings.max_attempts
         )
-        grants = GrantStore(engine, TokenCipher(settings.token_keys()))
+        cipher = TokenCipher(settings.token_keys())
+        grants = GrantStore(engine, cipher)
         http = httpx.Client(
             timeout=settings.http_timeout_seconds,
             limits=httpx.Limits(max_connections=settings.worker_concurrency * 2 + 4),
@@ -47,11 +50,15 @@ class Runtime:
         importer = Importer(
             engine,
             jobs,
-            SourceFactory(settings, http, grants),
+            SourceFactory(settings, engine, http, grants),
+            grants=grants,
             lease_seconds=settings.lease_seconds,
             default_region=settings.default_phone_region,
         )
-        return cls(settings, engine, jobs, grants, http, importer)
+        connections = Connections(
+            settings=settings, engine=engine, http=http, cipher=cipher, grants=grants, jobs=jobs
+        )
+        return cls(settings, engine, jobs, grants, http, importer, connections)
 
     def close(self) -> None:
         self.http.close()

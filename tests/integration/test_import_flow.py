@@ -90,7 +90,7 @@ def test_expired_lease_is_reclaimed_and_completes_exactly(
         job = queue_import(rt, sandbox, "erin", size=3000, seed=3)
         crashing = Importer(
             rt.engine, rt.jobs, _crashing_after(3, rt.importer._sources),
-            lease_seconds=0.5, default_region="US",
+            lease_seconds=0.5, default_region="US", grants=rt.grants,
         )  # fmt: skip
         (claimed,) = rt.jobs.claim("doomed", 1)
         with pytest.raises(_Crash):

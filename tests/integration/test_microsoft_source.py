@@ -25,6 +25,7 @@ from contact_import.providers.base import ContactPage
 from contact_import.providers.google import GoogleContactsSource
 from contact_import.providers.microsoft import (
     CONTACT_FIELDS,
+    DELTA_PATH,
     MicrosoftContactsSource,
     error_for_response,
     parse_contacts,
@@ -118,8 +119,9 @@ def test_full_listing_returns_every_contact_exactly_once(
     ids = [contact.provider_contact_id for contact in contacts_of(pages)]
     assert len(ids) == len(set(ids)) == 2345
     assert ids == [graph_contact_id(p["resourceName"]) for p in book_of(sandbox, token)]
-    assert [page.total for page in pages] == [2345] * len(pages)
+    assert [page.total for page in pages] == [None] * len(pages)  # delta has no $count
     assert len(pages) == -(-2345 // page_size)
+    assert [page.sync_token is not None for page in pages] == [False] * (len(pages) - 1) + [True]
 
 
 def test_the_same_people_as_the_google_listing_of_the_account(
@@ -151,7 +153,7 @@ def test_empty_pages_with_a_next_link_are_followed(
     assert len(ids) == len(contacts_of(pages)) == 2345
     empty = [page for page in pages if not page.contacts]
     assert len(empty) == 23  # every second request: one between each two of the 24 real pages
-    assert all(page.next_cursor and page.total == 2345 for page in empty)
+    assert all(page.next_cursor and page.sync_token is None for page in empty)
 
 
 def test_an_empty_address_book_is_one_empty_last_page(
@@ -159,7 +161,11 @@ def test_an_empty_address_book_is_one_empty_last_page(
 ) -> None:
     token = sandbox.state.add_account(size=0)
     page = make_source(client, sandbox, token).fetch_page(None)
-    assert page == ContactPage(contacts=[], next_cursor=None, total=0)
+    assert page == ContactPage(
+        contacts=[], next_cursor=None, total=None, sync_token=page.sync_token
+    )
+    assert page.sync_token is not None
+    assert page.sync_token.startswith(sandbox.base_url + DELTA_PATH + "?%24deltatoken=")
 
 
 # --- the sandbox speaks Graph's protocol --------------------------------------------------------
@@ -310,16 +316,20 @@ def test_page_size_is_checked_before_any_request(client: httpx.Client) -> None:
         MicrosoftContactsSource(client, api_url="http://x", access_token="t", page_size=1001)
 
 
-def test_the_first_request_asks_for_what_the_importer_needs(
-    client: httpx.Client, sandbox: RunningSandbox
-) -> None:
+def test_the_first_request_asks_for_what_the_importer_needs(sandbox: RunningSandbox) -> None:
     token = sandbox.state.add_account(size=3)
-    cursor = make_source(client, sandbox, token, page_size=1).fetch_page(None).next_cursor
-    assert cursor is not None
-    params = httpx.URL(cursor).params
-    assert params["$top"] == "1"
-    assert params["$count"] == "true"
-    assert params["$select"] == CONTACT_FIELDS
+    sent: list[httpx.Request] = []
+    with httpx.Client(timeout=30, event_hooks={"request": [sent.append]}) as recording:
+        source = make_source(recording, sandbox, token, page_size=1)
+        cursor = source.fetch_page(None).next_cursor
+        assert cursor is not None
+        source.fetch_page(cursor)
+    first, second = sent
+    assert first.url.path == DELTA_PATH  # the default Contacts folder, by its well-known name
+    assert dict(first.url.params) == {"$select": CONTACT_FIELDS}  # no $top, no $count: delta
+    assert first.headers["Prefer"] == "odata.maxpagesize=1"
+    assert str(second.url) == cursor  # followed verbatim
+    assert second.headers["Prefer"] == "odata.maxpagesize=1"
 
 
 # --- end to end: the importer, a Microsoft grant and the sandbox --------------------------------

@@ -15,12 +15,16 @@ class ContactPage:
     """One page of a listing. ``next_cursor`` is None on the last page.
 
     ``total`` is the provider's own count of the whole listing when it reports one
-    (Google ``totalItems``, Microsoft ``@odata.count``).
+    (Google ``totalItems``, Microsoft ``@odata.count``). ``sync_token`` is set on the last page
+    only, when the provider hands out a token that lists only what changes from now on (Google
+    ``nextSyncToken``, Microsoft's whole ``@odata.deltaLink``): the source's ``sync_token`` for
+    the next import.
     """
 
     contacts: list[IncomingContact] = field(default_factory=list)
     next_cursor: str | None = None
     total: int | None = None
+    sync_token: str | None = None
 
 
 class ContactSource(Protocol):

@@ -1,5 +1,13 @@
 """Google People API: the signed-in user's contacts, one ``people.connections.list`` page at a time.
 
+A full listing asks for a sync token (``requestSyncToken=true``): its last page carries
+``nextSyncToken``, which a later source lists only the changes since with (``syncToken``; people
+deleted since come back with ``metadata.deleted``). Google requires every page-token call to
+repeat the parameters of the first call, sync token included, so the cursor of an incremental
+listing carries both tokens (``{"syncToken": ..., "pageToken": ...}``); the cursor of a full
+listing is the bare page token. An expired sync token or page token is ``CursorExpired``: list
+again from the start.
+
 Every failure leaves this module as a ``contact_import.errors`` exception, never an httpx one.
 Rate limits, 5xx and network errors are first retried a few times by ``providers.http``
 (honouring ``Retry-After``), then raised for the runner to retry the job later. The access
@@ -8,8 +16,11 @@ token is sent in the ``Authorization`` header only and never appears in a messag
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -54,6 +65,10 @@ _RATE_LIMIT_REASONS = frozenset(
     {"rateLimitExceeded", "userRateLimitExceeded", "RATE_LIMIT_EXCEEDED", "quotaExceeded"}
 )
 _SYNC_EXPIRED_REASON = "EXPIRED_SYNC_TOKEN"
+_SYNC_EXPIRED_MESSAGE = "sync token is expired"
+# Google answers a page token it no longer honours (or never issued) with a 400 that names it;
+# it cannot tell an expired one from a garbled one, and neither can we: both restart the listing.
+_PAGE_TOKEN_MESSAGE = re.compile(r"page[ _]?token", re.IGNORECASE)
 _MAX_DETAIL = 200
 
 
@@ -70,7 +85,9 @@ class GoogleContactsSource:
         max_retries: int = 3,
         max_retry_after: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
+        sync_token: str | None = None,
     ) -> None:
+        """``sync_token``: a ``nextSyncToken`` from an earlier listing; None lists everything."""
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
         self._client = client
@@ -78,15 +95,19 @@ class GoogleContactsSource:
         self._headers = {"Authorization": f"Bearer {access_token}"}
         self._page_size = page_size
         self._policy = RetryPolicy(max_retries, max_retry_after, sleep)
+        self._sync_token = sync_token or None
 
     def __repr__(self) -> str:
-        return f"GoogleContactsSource(url={self._url!r}, page_size={self._page_size})"
+        mode = "incremental" if self._sync_token else "full"
+        return f"GoogleContactsSource(url={self._url!r}, page_size={self._page_size}, {mode})"
 
     def fetch_page(self, cursor: str | None) -> ContactPage:
-        """Fetch the page at ``cursor`` (None: the first page)."""
-        params = {"personFields": PERSON_FIELDS, "pageSize": str(self._page_size)}
-        if cursor:
-            params["pageToken"] = cursor
+        """Fetch the page at ``cursor`` (None: the first page, of changes if given a sync token).
+
+        A page of an incremental listing has no ``total``: Google does not document what
+        ``totalItems`` counts in a sync.
+        """
+        position = _Position.from_cursor(cursor) if cursor else _Position(self._sync_token)
         response = get_with_retries(
             self._client,
             self._url,
@@ -94,9 +115,52 @@ class GoogleContactsSource:
             headers=self._headers,
             error_for_response=error_for_response,
             policy=self._policy,
-            params=params,
+            params=position.params(self._page_size),
         )
-        return parse_connections(json_object(response, _API_NAME))
+        return position.next(parse_connections(json_object(response, _API_NAME)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Position:
+    """Where a listing is: its sync token (None: a full listing) and its page token."""
+
+    sync_token: str | None
+    page_token: str | None = None
+
+    @classmethod
+    def from_cursor(cls, cursor: str) -> _Position:
+        """The position a ``cursor`` of ours describes."""
+        if not cursor.startswith("{"):  # a Google page token is never JSON
+            return cls(None, cursor)
+        try:
+            data = json.loads(cursor)
+        except ValueError:
+            data = None
+        tokens = (data.get("syncToken"), data.get("pageToken")) if isinstance(data, dict) else ()
+        if len(tokens) != 2 or not all(isinstance(token, str) and token for token in tokens):
+            raise CursorExpired("the saved Google cursor is not one this adapter wrote")
+        return cls(*tokens)
+
+    def params(self, page_size: int) -> dict[str, str]:
+        params = {
+            "personFields": PERSON_FIELDS,
+            "pageSize": str(page_size),
+            "requestSyncToken": "true",  # the last page then carries nextSyncToken
+        }
+        if self.sync_token:
+            params["syncToken"] = self.sync_token
+        if self.page_token:
+            params["pageToken"] = self.page_token
+        return params
+
+    def next(self, page: ContactPage) -> ContactPage:
+        """``page`` with a cursor that resumes this listing (and no total if incremental)."""
+        if not self.sync_token:
+            return page
+        cursor = page.next_cursor
+        if cursor is not None:
+            cursor = json.dumps({"syncToken": self.sync_token, "pageToken": cursor})
+        return replace(page, next_cursor=cursor, total=None)
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -125,6 +189,8 @@ def _client_error(
         return InsufficientScope(_SCOPE_MESSAGE)
     if status == 410 or (status == 400 and _is_expired_sync_token(message, reasons)):
         return CursorExpired(f"Google no longer accepts this sync token (HTTP {status})")
+    if status == 400 and _PAGE_TOKEN_MESSAGE.search(message):
+        return CursorExpired("Google no longer accepts this page token (HTTP 400)")
     detail = f" {google_status}: {message[:_MAX_DETAIL]}" if google_status or message else ""
     return RequestRejected(f"Google rejected the request (HTTP {status}){detail}")
 
@@ -144,7 +210,9 @@ def _google_error(response: httpx.Response) -> tuple[str, str, frozenset[str]]:
 
 
 def _is_expired_sync_token(message: str, reasons: frozenset[str]) -> bool:
-    return _SYNC_EXPIRED_REASON in reasons or _SYNC_EXPIRED_REASON in message
+    if _SYNC_EXPIRED_REASON in reasons or _SYNC_EXPIRED_REASON in message:
+        return True
+    return _SYNC_EXPIRED_MESSAGE in message.lower()  # "Sync token is expired. Clear local…"
 
 
 # --- Person -> IncomingContact -----------------------------------------------------------------
@@ -155,11 +223,12 @@ def parse_connections(body: dict[str, Any]) -> ContactPage:
     connections = body.get("connections", [])
     if not isinstance(connections, list):
         raise MalformedResponse("Google People API sent 'connections' that is not a list")
-    next_token = body.get("nextPageToken")
+    next_token = _token(body, "nextPageToken")
     return ContactPage(
         contacts=[person_to_contact(person) for person in connections],
-        next_cursor=next_token if isinstance(next_token, str) and next_token else None,
+        next_cursor=next_token,
         total=_total(body),
+        sync_token=None if next_token else _token(body, "nextSyncToken"),  # the last page's only
     )
 
 
@@ -200,6 +269,13 @@ def _phones(fields: list[dict[str, Any]]) -> tuple[PhoneInput, ...]:
         if value or canonical:
             phones.append(PhoneInput(value or canonical, canonical or None))
     return tuple(phones)
+
+
+def _token(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise MalformedResponse(f"Google People API sent a '{key}' that is not a string")
+    return value or None
 
 
 def _total(body: dict[str, Any]) -> int | None:

@@ -1,9 +1,18 @@
-"""Microsoft Graph: the signed-in user's Outlook contacts, one ``GET /me/contacts`` page at a time.
+"""Microsoft Graph: the signed-in user's Outlook contacts, one page of a contact delta at a time.
+
+Every listing goes through change tracking on the default Contacts folder
+(``GET /me/contactFolders/contacts/contacts/delta``, the well-known name of the folder
+``/me/contacts`` lists): a full listing ends with an ``@odata.deltaLink``, and a later source
+given that link lists only what changed since (deleted contacts come back as ``@removed``
+entries). Delta takes no ``$top`` or ``$count``: the page size goes in ``Prefer:
+odata.maxpagesize``, and a full listing has no total. A link Graph no longer honours answers 410
+(or ``syncStateNotFound``): ``CursorExpired``, list again from the start.
 
 The cursor is Graph's ``@odata.nextLink``, an absolute URL followed exactly as Graph sent it
-(Graph: "do not try to extract the $skiptoken or $skip value"). Since our bearer token goes with
-it, a link to any origin but the configured API URL's is refused, whether it arrives in a body or
-comes back from the database. A page may be empty and still have a next link.
+(Graph: "do not try to extract the $skiptoken or $skip value"); the delta link is followed the
+same way. Since our bearer token goes with them, a link to any origin but the configured API
+URL's is refused, whether it arrives in a body or comes back from the database. A page may be
+empty and still have a next link.
 
 Every failure leaves this module as a ``contact_import.errors`` exception, never an httpx one;
 rate limits, 5xx and network errors are first retried by ``providers.http``. The access token is
@@ -49,7 +58,7 @@ CONTACT_FIELDS = (
     "id,displayName,givenName,surname,emailAddresses,businessPhones,homePhones,mobilePhone"
 )
 MAX_PAGE_SIZE = 1000  # Outlook resources: $top defaults to 10 and goes up to 1000
-CONTACTS_PATH = "/v1.0/me/contacts"
+DELTA_PATH = "/v1.0/me/contactFolders/contacts/contacts/delta"
 _API_NAME = "Microsoft Graph"
 _SCOPE_MESSAGE = (
     "Microsoft did not grant access to your contacts — "
@@ -60,13 +69,13 @@ _SCOPE_MESSAGE = (
 _THROTTLE_CODES = frozenset(
     {"toomanyrequests", "applicationthrottled", "activitylimitreached", "throttledrequest"}
 )
-_SYNC_EXPIRED_CODES = frozenset({"syncstatenotfound", "resyncrequired"})
+_SYNC_EXPIRED_CODES = frozenset({"syncstatenotfound", "syncstateinvalid", "resyncrequired"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _MAX_DETAIL = 200
 
 
 class MicrosoftContactsSource:
-    """A ``ContactSource`` over ``GET /v1.0/me/contacts``."""
+    """A ``ContactSource`` over the contact delta of the default Contacts folder."""
 
     def __init__(
         self,
@@ -78,45 +87,55 @@ class MicrosoftContactsSource:
         max_retries: int = 3,
         max_retry_after: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
+        sync_token: str | None = None,
     ) -> None:
+        """``sync_token``: the ``@odata.deltaLink`` of an earlier listing; None lists all."""
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
         self._client = client
-        self._url = api_url.rstrip("/") + CONTACTS_PATH
+        self._url = api_url.rstrip("/") + DELTA_PATH
         self._origin = _origin(self._url)
-        self._headers = {"Authorization": f"Bearer {access_token}"}
+        self._headers = {
+            "Authorization": f"Bearer {access_token}",
+            "Prefer": f"odata.maxpagesize={page_size}",
+        }
         self._page_size = page_size
         self._policy = RetryPolicy(max_retries, max_retry_after, sleep)
+        self._sync_token = sync_token or None
 
     def __repr__(self) -> str:
-        return f"MicrosoftContactsSource(url={self._url!r}, page_size={self._page_size})"
+        mode = "incremental" if self._sync_token else "full"
+        return f"MicrosoftContactsSource(url={self._url!r}, page_size={self._page_size}, {mode})"
 
     def fetch_page(self, cursor: str | None) -> ContactPage:
-        """Fetch the page at ``cursor``: None for the first page, else an ``@odata.nextLink``."""
-        if cursor:
-            self._require_our_origin(cursor)
+        """Fetch the page at ``cursor``: an ``@odata.nextLink``, or None for the first page.
+
+        The first page of a source given a delta link is the first page of changes since.
+        """
+        link = cursor or self._sync_token
+        if link:
+            self._require_our_origin(link)
         response = get_with_retries(
             self._client,
-            cursor or self._url,
+            link or self._url,
             api_name=_API_NAME,
             headers=self._headers,
             error_for_response=error_for_response,
             policy=self._policy,
-            params=None if cursor else self._first_page_params(),
+            params=None if link else {"$select": CONTACT_FIELDS},
         )
         page = parse_contacts(json_object(response, _API_NAME))
-        if page.next_cursor is not None:
-            self._require_our_origin(page.next_cursor)
+        for returned in (page.next_cursor, page.sync_token):
+            if returned is not None:
+                self._require_our_origin(returned)
         return page
-
-    def _first_page_params(self) -> dict[str, str]:
-        return {"$top": str(self._page_size), "$count": "true", "$select": CONTACT_FIELDS}
 
     def _require_our_origin(self, link: str) -> None:
         """Refuse a link that would carry our token to another scheme, host or port."""
         if _origin(link) != self._origin:
             raise RequestRejected(
-                "Microsoft Graph sent a next-page link to another host; it was not followed"
+                "a Microsoft Graph next-page or delta link points to another host; "
+                "it was not followed"
             )
 
 
@@ -184,26 +203,39 @@ def _chain_codes(error: dict[str, Any]) -> Iterator[str]:
 
 
 def parse_contacts(body: dict[str, Any]) -> ContactPage:
-    """The page a ``GET /me/contacts`` body describes (an empty one may still have a next link)."""
+    """The page a contacts or contact delta body describes (an empty one may have a next link)."""
     value = body.get("value", [])
     if not isinstance(value, list):
         raise MalformedResponse("Microsoft Graph sent a 'value' that is not a list")
-    next_link = body.get("@odata.nextLink")
-    if next_link is not None and not (isinstance(next_link, str) and next_link):
-        raise MalformedResponse("Microsoft Graph sent an '@odata.nextLink' that is not a URL")
+    next_link, delta_link = _link(body, "@odata.nextLink"), _link(body, "@odata.deltaLink")
+    if next_link and delta_link:
+        raise MalformedResponse("Microsoft Graph sent both a next link and a delta link")
     count = body.get("@odata.count")
     return ContactPage(
         contacts=[contact_to_incoming(contact) for contact in value],
         next_cursor=next_link,
         total=count if isinstance(count, int) and not isinstance(count, bool) else None,
+        sync_token=delta_link,
     )
 
 
+def _link(body: dict[str, Any], key: str) -> str | None:
+    link = body.get(key)
+    if link is not None and not (isinstance(link, str) and link):
+        raise MalformedResponse(f"Microsoft Graph sent an '{key}' that is not a URL")
+    return link
+
+
 def contact_to_incoming(contact: object) -> IncomingContact:
-    """One Graph contact as an ``IncomingContact``; MalformedResponse when it has no id."""
+    """One Graph contact (or delta ``@removed`` entry) as an ``IncomingContact``.
+
+    MalformedResponse when it has no id.
+    """
     contact_id = contact.get("id") if isinstance(contact, dict) else None
     if not isinstance(contact, dict) or not isinstance(contact_id, str) or not contact_id:
         raise MalformedResponse("Microsoft Graph sent a contact without an id")
+    if "@removed" in contact:  # {"reason": "deleted"}; "changed" is not sent for contacts
+        return IncomingContact(provider_contact_id=contact_id, deleted=True)
     return IncomingContact(
         provider_contact_id=contact_id,
         display_name=_display_name(contact),

@@ -18,7 +18,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from contact_import.domain.contact import normalize_contact
 from contact_import.domain.job import JobStatus, decide_retry
 from contact_import.errors import (
+    AccessTokenExpired,
     ContactImportError,
+    CursorExpired,
     LeaseLost,
     PermanentProviderError,
     RateLimited,
@@ -26,11 +28,15 @@ from contact_import.errors import (
 from contact_import.providers.base import ContactPage, ContactSource
 from contact_import.runner.prefetch import PageAhead
 from contact_import.store.contacts import Incoming, PageResult, apply_page
+from contact_import.store.grants import GrantStore
 from contact_import.store.jobs import Job, JobStore, Lease
 
 __all__ = ["ImportBudget", "Importer", "Outcome"]
 
 log = logging.getLogger("contact_import.importer")
+
+# Listings restarted from the top in one run (expired cursors) before giving up for now.
+_MAX_RESTARTS = 2
 
 
 class Outcome(StrEnum):
@@ -76,7 +82,32 @@ class ImportBudget:
 class SourceFor(Protocol):
     """Builds the provider client of a job (see providers/factory.py)."""
 
-    def __call__(self, job: Job, *, sleep: Callable[[float], None]) -> ContactSource: ...
+    def __call__(
+        self,
+        job: Job,
+        *,
+        sleep: Callable[[float], None],
+        refresh: bool = False,
+        incremental: bool = True,
+    ) -> ContactSource: ...
+
+
+class _Listing:
+    """The job's provider listing: its client, rebuilt after a token refresh or a restart."""
+
+    def __init__(self, sources: SourceFor, job: Job, sleep: Callable[[float], None]) -> None:
+        self._sources, self._job, self._sleep = sources, job, sleep
+        self.source = sources(job, sleep=sleep)
+        self.refreshed = False  # one refresh per page: a second 401 is a real error
+        self.restarts = 0
+
+    def refresh(self) -> None:
+        self.source = self._sources(self._job, sleep=self._sleep, refresh=True)
+        self.refreshed = True
+
+    def restart_full(self) -> None:
+        self.source = self._sources(self._job, sleep=self._sleep, incremental=False)
+        self.restarts += 1
 
 
 class _Fetched(NamedTuple):
@@ -95,6 +126,7 @@ class Importer:
         jobs: JobStore,
         sources: SourceFor,
         *,
+        grants: GrantStore,
         lease_seconds: float,
         default_region: str | None,
         jitter: Callable[[], float] = random.random,
@@ -102,6 +134,7 @@ class Importer:
         self._engine = engine
         self._jobs = jobs
         self._sources = sources
+        self._grants = grants
         self._lease_seconds = lease_seconds
         self._region = default_region
         self._jitter = jitter
@@ -134,14 +167,16 @@ class Importer:
     ) -> Outcome:
         abandoned = threading.Event()
         sleep = self._lease_keeping_sleep(lease, lambda: stop.is_set() or abandoned.is_set())
-        source = self._sources(job, sleep=sleep)
-        with PageAhead(partial(self._fetch, source), abandoned) as ahead:
-            ahead.request(job.page_cursor)
+        listing = _Listing(self._sources, job, sleep)
+        cursor = job.page_cursor
+        with PageAhead(partial(self._fetch, listing), abandoned) as ahead:
+            ahead.request(cursor)
             while True:
                 if stop.is_set() or not budget.can_start_page():
                     return self._yield(lease)
                 started = budget.clock()
-                page, incoming = ahead.take()
+                page, incoming = self._take(ahead, listing, job, cursor)
+                listing.refreshed = False
                 if page.next_cursor is not None:
                     ahead.request(page.next_cursor)  # fetched while this page is written
                 result = self._store(job, lease, page, incoming)
@@ -151,9 +186,33 @@ class Importer:
                 if result.cancel_requested:
                     self._jobs.finish(lease, JobStatus.CANCELLED, "cancelled by the user")
                     return Outcome.CANCELLED
+                cursor = page.next_cursor
 
-    def _fetch(self, source: ContactSource, cursor: str | None) -> _Fetched:
-        page = source.fetch_page(cursor)
+    def _take(
+        self, ahead: PageAhead[_Fetched], listing: _Listing, job: Job, cursor: str | None
+    ) -> _Fetched:
+        """The page asked for at ``cursor``, after refreshing the token or restarting the
+        listing from the top when the provider asks for it."""
+        while True:
+            try:
+                return ahead.take()
+            except AccessTokenExpired:
+                if listing.refreshed:
+                    raise
+                log.info("access token refused; refreshing it", extra={"job_id": str(job.id)})
+                listing.refresh()
+            except CursorExpired:
+                if listing.restarts >= _MAX_RESTARTS:
+                    raise
+                log.info("cursor expired; listing from the top", extra={"job_id": str(job.id)})
+                if job.grant_id is not None:
+                    self._grants.clear_sync_token(job.grant_id)
+                listing.restart_full()
+                cursor = None  # contacts this job already recorded are not counted again
+            ahead.request(cursor)
+
+    def _fetch(self, listing: _Listing, cursor: str | None) -> _Fetched:
+        page = listing.source.fetch_page(cursor)
         return _Fetched(page, [normalize_contact(c, self._region) for c in page.contacts])
 
     def _store(
@@ -168,6 +227,9 @@ class Importer:
             next_cursor=page.next_cursor,
             provider_total=page.total,
             lease_seconds=self._lease_seconds,
+            sync_token=page.sync_token,
+            grants=self._grants,
+            grant_id=job.grant_id,
         )
         log.info(
             "page stored",

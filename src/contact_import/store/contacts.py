@@ -39,6 +39,7 @@ from contact_import.domain.merge import (
     plan_page_merge,
 )
 from contact_import.store.db import dumps_json, is_postgres
+from contact_import.store.grants import GrantStore
 from contact_import.store.jobs import Lease, PageCounts, checkpoint
 from contact_import.store.schema import contact_match_keys, contacts, imported_contacts
 
@@ -64,6 +65,9 @@ def apply_page(
     provider_total: int | None,
     lease_seconds: float,
     new_id: Callable[[], UUID] = uuid4,
+    sync_token: str | None = None,
+    grants: GrantStore | None = None,
+    grant_id: UUID | None = None,
 ) -> PageResult:
     """Store one page and advance the job, atomically; raises LeaseLost (and rolls back)."""
     with engine.begin() as conn:
@@ -89,6 +93,9 @@ def apply_page(
             lease_seconds=lease_seconds,
         )
         _write_plan(conn, user_id, lease.job_id, plan)
+        if next_cursor is None and sync_token and grants is not None and grant_id is not None:
+            # The next import of this account asks only for what changed after this listing.
+            grants.set_sync_token(conn, grant_id, sync_token)
     return PageResult(counts, cancel)
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from contact_import.crypto import TokenCipher
 from contact_import.errors import AccessRevoked
+from contact_import.store.db import is_postgres
 from contact_import.store.schema import provider_grants
 
 __all__ = ["Grant", "GrantStore"]
@@ -25,12 +28,15 @@ class Grant:
     access_token: str | None
     refresh_token: str | None
     access_token_expires_at: datetime | None
+    sync_token: str | None = None
 
     def __repr__(self) -> str:
         return f"Grant(id={self.id}, user_id={self.user_id!r}, provider={self.provider!r})"
 
 
 class GrantStore:
+    """One grant per (user, provider); every token column is Fernet-encrypted."""
+
     def __init__(self, engine: Engine, cipher: TokenCipher) -> None:
         self._engine = engine
         self._cipher = cipher
@@ -45,33 +51,43 @@ class GrantStore:
         expires_at: datetime | None = None,
         scopes: str | None = None,
     ) -> UUID:
-        grant_id = uuid4()
+        """Store a (re)connection: a new grant, or new tokens on the user's existing one.
+
+        The sync token survives a reconnect: if the user picked another account this time, the
+        provider refuses it and the next import falls back to a full listing.
+        """
         now = datetime.now(UTC)
+        tokens = {
+            "access_token_enc": self._seal(access_token),
+            "refresh_token_enc": self._seal(refresh_token),
+            "access_token_expires_at": expires_at,
+            "scopes": scopes,
+            "updated_at": now,
+        }
         with self._engine.begin() as conn:
-            conn.execute(
-                insert(provider_grants).values(
-                    id=grant_id,
-                    user_id=user_id,
-                    provider=provider,
-                    access_token_enc=self._seal(access_token),
-                    refresh_token_enc=self._seal(refresh_token),
-                    access_token_expires_at=expires_at,
-                    scopes=scopes,
-                    created_at=now,
-                    updated_at=now,
-                )
+            insert = postgresql.insert if is_postgres(conn) else sqlite.insert
+            stmt = (
+                insert(provider_grants)
+                .values(id=uuid4(), user_id=user_id, provider=provider, created_at=now, **tokens)
+                .on_conflict_do_update(index_elements=["user_id", "provider"], set_=tokens)
+                .returning(provider_grants.c.id)
             )
+            grant_id: UUID = conn.execute(stmt).scalar_one()
         return grant_id
 
-    def get(self, grant_id: UUID | None) -> Grant:
-        """The grant, decrypted; AccessRevoked when it is gone (the user must reconnect)."""
-        row = None
-        if grant_id is not None:
+    def get(self, grant_id: UUID | None, *, for_update: Connection | None = None) -> Grant:
+        """The grant, decrypted; AccessRevoked when it is gone (the user must reconnect).
+
+        With ``for_update``, the row is locked in that connection's transaction (a refresh
+        must not race another one: Microsoft rotates refresh tokens).
+        """
+        stmt = select(provider_grants).where(provider_grants.c.id == grant_id)
+        if for_update is not None:
+            row = for_update.execute(stmt.with_for_update()).first()
+        else:
             with self._engine.connect() as conn:
-                row = conn.execute(
-                    select(provider_grants).where(provider_grants.c.id == grant_id)
-                ).first()
-        if row is None:
+                row = conn.execute(stmt).first()
+        if grant_id is None or row is None:
             raise AccessRevoked("the connection to your account is gone — reconnect it")
         return Grant(
             id=row.id,
@@ -80,7 +96,39 @@ class GrantStore:
             access_token=self._open(row.access_token_enc),
             refresh_token=self._open(row.refresh_token_enc),
             access_token_expires_at=row.access_token_expires_at,
+            sync_token=self._open(row.sync_token_enc),
         )
+
+    def update_tokens(
+        self,
+        conn: Connection,
+        grant_id: UUID,
+        *,
+        access_token: str,
+        refresh_token: str | None,
+        expires_at: datetime | None,
+    ) -> None:
+        """Store refreshed tokens; a rotated refresh token replaces the old one."""
+        values: dict[str, Any] = {
+            "access_token_enc": self._seal(access_token),
+            "access_token_expires_at": expires_at,
+            "updated_at": datetime.now(UTC),
+        }
+        if refresh_token is not None:
+            values["refresh_token_enc"] = self._seal(refresh_token)
+        conn.execute(update(provider_grants).where(provider_grants.c.id == grant_id).values(values))
+
+    def set_sync_token(self, conn: Connection, grant_id: UUID, token: str | None) -> None:
+        """Remember (or forget) where the next incremental import starts, in ``conn``'s txn."""
+        conn.execute(
+            update(provider_grants)
+            .where(provider_grants.c.id == grant_id)
+            .values(sync_token_enc=self._seal(token), updated_at=datetime.now(UTC))
+        )
+
+    def clear_sync_token(self, grant_id: UUID) -> None:
+        with self._engine.begin() as conn:
+            self.set_sync_token(conn, grant_id, None)
 
     def _seal(self, token: str | None) -> str | None:
         return None if token is None else self._cipher.encrypt(token)

@@ -35,6 +35,7 @@ __all__ = [
     "imported_contacts",
     "jobs",
     "metadata",
+    "oauth_states",
     "provider_grants",
 ]
 
@@ -85,7 +86,27 @@ provider_grants = Table(
     Column("scopes", Text),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
-    Index("ix_provider_grants_user", "user_id", "provider"),
+    # Google nextSyncToken / Microsoft deltaLink of the last complete listing (encrypted: a
+    # deltaLink is a URL that, with an access token, reads the whole address book).
+    Column("sync_token_enc", Text),
+    # One connection per user and provider: reconnecting replaces its tokens in place.
+    Index("uq_provider_grants_user", "user_id", "provider", unique=True),
+)
+
+# A started OAuth flow: random, single use, bound to the user who started it, short-lived.
+# Only a hash of the state is stored, so a leaked table cannot complete anyone's flow.
+oauth_states = Table(
+    "oauth_states",
+    metadata,
+    Column("state_hash", Text, primary_key=True),
+    Column("user_id", Text, nullable=False),
+    Column("provider", Text, nullable=False),
+    Column("code_verifier_enc", Text, nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime),
+    Index("ix_oauth_states_expires", "expires_at"),
 )
 
 jobs = Table(

@@ -3,37 +3,40 @@ real HTTP, with fault knobs.
 
 Routes:
 
-    GET  /v1/people/me/connections   people.connections.list, as Google answers it
+    GET  /v1/people/me/connections   people.connections.list, with sync tokens (``people.py``)
     GET  /v1.0/me/contacts           the same books as Graph answers them (see ``graph.py``)
+    GET  /v1.0/me/contactFolders/contacts/contacts/delta   Graph's delta (``graph_delta.py``)
     POST /_sandbox/accounts          {"size", "seed", "faults", "token"?} -> 201 {"access_token"}
+    POST /_sandbox/accounts/{id}/changes   {"modified", "added", "deleted", "seed"} -> 200
     GET  /_sandbox/healthz           {"ok": true}
+    GET|POST Google's and Microsoft's OAuth authorize and token endpoints (see ``oauth.py``)
 
 Accounts live in a ``SandboxState`` shared by every request; their books are generated on first
-use and shared by accounts with the same (size, seed). Books are read-only once built.
+use and shared by accounts with the same (size, seed). Books are read-only once built: an
+account's edits (``change_book``) are versions laid over its book (``changes.py``).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import json
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, cast
 
 import anyio
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from contact_import.providers.sandbox import graph
+from contact_import.providers.sandbox import graph, graph_delta, people
 from contact_import.providers.sandbox.book import generate_book
+from contact_import.providers.sandbox.changes import ChangeLog
+from contact_import.providers.sandbox.oauth import OAuthStore, oauth_routes
 
 __all__ = [
     "Account",
@@ -46,37 +49,6 @@ __all__ = [
 ]
 
 MAX_BOOK_SIZE = 1_000_000
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 1000
-
-# What the sandbox's Persons carry; a mask asking for all of them is served without copying.
-_SERVED_FIELDS = frozenset({"names", "emailAddresses", "phoneNumbers", "metadata"})
-# Every path Google accepts in personFields (we hold data for the four above only).
-_VALID_PERSON_FIELDS = _SERVED_FIELDS | {
-    "addresses", "ageRanges", "biographies", "birthdays", "calendarUrls", "clientData",
-    "coverPhotos", "events", "externalIds", "genders", "imClients", "interests", "locales",
-    "locations", "memberships", "miscKeywords", "nicknames", "occupations", "organizations",
-    "photos", "relations", "sipAddresses", "skills", "urls", "userDefined",
-}  # fmt: skip
-_SORT_ORDERS = frozenset(
-    {"LAST_MODIFIED_ASCENDING", "LAST_MODIFIED_DESCENDING", "FIRST_NAME_ASCENDING",
-     "LAST_NAME_ASCENDING"}
-)  # fmt: skip
-_UNAUTHENTICATED = (
-    "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie "
-    "or other valid authentication credential. "
-    "See https://developers.google.com/identity/sign-in/web/devconsole-project."
-)
-_WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'}
-_MASK_REQUIRED = (
-    "personFields mask is required. Please specify one or more valid paths. Valid paths are "
-    "documented at https://developers.google.com/people/api/rest/v1/people.connections/list."
-)
-_BAD_PAGE_TOKEN = "Request contains an invalid argument: the page token is not valid."  # noqa: S105
-_QUOTA_EXCEEDED = (
-    "Quota exceeded for quota metric 'Read requests' and limit 'Read requests per minute per "
-    "user' of service 'people.googleapis.com'."
-)
 
 
 class Book:
@@ -113,64 +85,118 @@ class Faults:
     # Graph only: every Nth request answers an empty page whose nextLink points where it was
     # (1 would never progress).
     empty_page_every: int = 0
+    # Seconds an access token from the OAuth token endpoint stays valid (tokens added with
+    # ``add_account`` never expire); 1 forces an expiry mid-import.
+    access_token_ttl: int = 3600
+    # The user revoked consent: every token of the account answers 401, a refresh invalid_grant.
+    revoked: bool = False
+    # Every Google syncToken / Graph delta link answers as expired (400 EXPIRED_SYNC_TOKEN, 410).
+    expire_sync_tokens: bool = False
+    # The account's Nth request (N >= 2), if it carries a page token, answers as an expired one
+    # (Google 400 INVALID_ARGUMENT, Graph 410); once, so a restarted listing completes.
+    expire_page_token_at: int = 0
+    # Every Nth contacts request answers 200 with its JSON body cut off halfway.
+    malformed_every: int = 0
 
     @classmethod
     def from_json(cls, data: object) -> Faults:
         """Build from a JSON object; ValueError names the first bad knob."""
         if not isinstance(data, dict):
             raise ValueError("faults must be an object")
-        known = {knob.name for knob in fields(cls)}
+        known = {knob.name: knob.default for knob in fields(cls)}
         for name, value in data.items():
             if name not in known:
                 raise ValueError(f"unknown fault {name!r}")
-            if not _is_count(value):
+            if isinstance(known[name], bool):
+                if not isinstance(value, bool):
+                    raise ValueError(f"fault {name!r} must be true or false")
+            elif not _is_count(value):
                 raise ValueError(f"fault {name!r} must be an integer >= 0")
         return cls(**data)
 
 
 @dataclass
 class Account:
-    """One fake user of the provider: a book spec, its faults and a request counter."""
+    """One fake user of the provider: a book spec, its faults, a request counter, its edits."""
 
     id: str
     size: int
     seed: int
     faults: Faults = field(default_factory=Faults)
     requests: int = 0
+    changes: ChangeLog = field(default_factory=ChangeLog, repr=False)
 
 
 class SandboxState:
     """Thread-safe registry of accounts (by access token) and of the books they list."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, default_size: int = 500, default_seed: int = 1, oauth: OAuthStore | None = None
+    ) -> None:
+        """``default_*``: the book of an account the OAuth servers create without a login hint."""
         self._lock = threading.Lock()
         self._book_lock = threading.Lock()  # apart: building a book must not block lookups
         self._tokens: dict[str, Account] = {}
+        self._expires: dict[str, float] = {}  # access token -> time.monotonic() deadline
+        self._accounts: dict[str, Account] = {}
         self._books: dict[tuple[int, int], Book] = {}
         self._next_id = 1
+        self.default_size = default_size
+        self.default_seed = default_seed
+        self.oauth = oauth or OAuthStore()
 
     def add_account(
         self, size: int, seed: int = 1, token: str | None = None, faults: Faults | None = None
     ) -> str:
         """Register an account whose book is ``generate_book(size, seed)``; return its token."""
+        return self.add_token(self.new_account(size, seed, faults), token)
+
+    def new_account(self, size: int, seed: int = 1, faults: Faults | None = None) -> Account:
+        """Register an account whose book is ``generate_book(size, seed)``, without a token."""
         if not 0 <= size <= MAX_BOOK_SIZE:
             raise ValueError(f"size must be between 0 and {MAX_BOOK_SIZE}")
         with self._lock:
             account = Account(f"acct-{self._next_id}", size, seed, faults or Faults())
+            self._accounts[account.id] = account
             self._next_id += 1
-        return self.add_token(account, token)
+        return account
 
-    def add_token(self, account: Account, token: str | None = None) -> str:
-        """Give ``account`` another valid access token (what a refresh does)."""
+    def account_by_id(self, account_id: str) -> Account | None:
+        """The account with id ``account_id``, or None."""
+        with self._lock:
+            return self._accounts.get(account_id)
+
+    def add_token(
+        self, account: Account, token: str | None = None, ttl: float | None = None
+    ) -> str:
+        """Give ``account`` another valid access token, expiring after ``ttl`` seconds if given."""
         token = token or secrets.token_urlsafe(32)
         with self._lock:
             self._tokens[token] = account
+            if ttl is not None:
+                self._expires[token] = time.monotonic() + ttl
         return token
 
     def account(self, token: str) -> Account | None:
-        """The account ``token`` belongs to, or None."""
+        """The account ``token`` belongs to; None when unknown, expired or revoked."""
         with self._lock:
-            return self._tokens.get(token)
+            account = self._tokens.get(token)
+            if token in self._expires and self._expires[token] <= time.monotonic():
+                del self._tokens[token], self._expires[token]
+                return None
+        return None if account is None or account.faults.revoked else account
+
+    def revoke(self, account_or_token: Account | str) -> None:
+        """The user revokes consent: the account's access and refresh tokens stop working."""
+        if isinstance(account_or_token, Account):
+            account_or_token.faults.revoked = True
+            return
+        with self._lock:
+            account = self._tokens.get(account_or_token)
+        account = account or self.oauth.refresh_token_account(account_or_token)
+        if account is None:
+            raise KeyError("no account has this token")
+        account.faults.revoked = True
 
     def count_request(self, account: Account) -> int:
         """Count one more API request of ``account``; return its number (1 for the first)."""
@@ -190,15 +216,44 @@ class SandboxState:
                 self._books[key] = Book(generate_book(account.size, account.seed))
             return self._books[key]
 
+    def change_book(
+        self,
+        token_or_account: str | Account,
+        *,
+        modified: int = 0,
+        added: int = 0,
+        deleted: int = 0,
+        seed: int = 0,
+    ) -> dict[str, Any]:
+        """Edit the account's book as a new version (see ``changes``); what changed, by kind.
+
+        Modified people get another email and a new name, added ones an email no one has,
+        deleted ones are listed as deleted by the next sync. KeyError: no such account.
+        """
+        if isinstance(token_or_account, str):
+            account = self.account(token_or_account) or self.account_by_id(token_or_account)
+        else:
+            account = token_or_account
+        if account is None:
+            raise KeyError("no account has this token or id")
+        base = self.book(account).people
+        change = account.changes.apply(
+            base, modified=modified, added=added, deleted=deleted, seed=seed
+        )
+        return change.summary()
+
 
 def create_sandbox_app(state: SandboxState) -> Starlette:
     """The sandbox's ASGI app, serving the accounts of ``state``."""
     app = Starlette(
         routes=[
-            Route("/v1/people/me/connections", _list_connections, methods=["GET"]),
+            *people.people_routes(admit),
             *graph.graph_routes(admit),
+            *graph_delta.delta_routes(admit),
             Route("/_sandbox/accounts", _create_account, methods=["POST"]),
+            Route("/_sandbox/accounts/{account_id}/changes", _change_book, methods=["POST"]),
             Route("/_sandbox/healthz", _healthz, methods=["GET"]),
+            *oauth_routes(),
         ],
         exception_handlers={HTTPException: _http_error},
     )
@@ -257,143 +312,9 @@ def _bearer_token(request: Request) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-# --- Google People API -----------------------------------------------------------------------
-
-
-class _InvalidArgument(Exception):
-    """A query Google would refuse with 400 INVALID_ARGUMENT."""
-
-
-@dataclass(frozen=True, slots=True)
-class _ConnectionsQuery:
-    person_fields: frozenset[str]
-    page_size: int
-    sort_order: str
-    offset: int = 0
-
-    def fingerprint(self, account: Account, offset: int) -> str:
-        # A page token is only valid for its own offset, its account and the parameters that
-        # produced it (Google: "all other parameters must match the first call").
-        text = "|".join(
-            (account.id, str(account.size), str(account.seed), str(self.page_size),
-             ",".join(sorted(self.person_fields)), self.sort_order, str(offset))
-        )  # fmt: skip
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-async def _list_connections(request: Request) -> Response:
-    admitted = await admit(request, _GoogleErrors())
-    if isinstance(admitted, Response):
-        return admitted
-    try:
-        query = _parse_query(request.query_params, admitted.account)
-    except _InvalidArgument as exc:
-        return _google_error(400, "INVALID_ARGUMENT", str(exc))
-    book = await admitted.book()
-    return Response(_connections_page(book, query, admitted.account), media_type="application/json")
-
-
-class _GoogleErrors:
-    def unauthenticated(self) -> Response:
-        return _google_error(401, "UNAUTHENTICATED", _UNAUTHENTICATED, _WWW_AUTHENTICATE)
-
-    def unavailable(self) -> Response:
-        return _google_error(503, "UNAVAILABLE", "The service is currently unavailable.")
-
-    def rate_limited(self, retry_after: int) -> Response:
-        headers = {"Retry-After": str(retry_after)}
-        return _google_error(429, "RESOURCE_EXHAUSTED", _QUOTA_EXCEEDED, headers)
-
-
-def _parse_query(params: QueryParams, account: Account) -> _ConnectionsQuery:
-    query = _ConnectionsQuery(
-        person_fields=_person_fields(params.get("personFields", "")),
-        page_size=_page_size(params.get("pageSize", "")),
-        sort_order=_sort_order(params.get("sortOrder", "")),
-    )
-    page_token = params.get("pageToken", "")
-    if not page_token:
-        return query
-    offset, fingerprint = _read_page_token(page_token)
-    if not 0 < offset < account.size or fingerprint != query.fingerprint(account, offset):
-        raise _InvalidArgument(_BAD_PAGE_TOKEN)
-    return _ConnectionsQuery(query.person_fields, query.page_size, query.sort_order, offset)
-
-
-def _person_fields(mask: str) -> frozenset[str]:
-    paths = frozenset(path.strip() for path in mask.split(",") if path.strip())
-    if not paths:
-        raise _InvalidArgument(_MASK_REQUIRED)
-    unknown = sorted(paths - _VALID_PERSON_FIELDS)
-    if unknown:
-        raise _InvalidArgument(f'Invalid personFields mask path: "{unknown[0]}". {_MASK_REQUIRED}')
-    return paths
-
-
-def _page_size(text: str) -> int:
-    try:
-        size = int(text) if text else 0
-    except ValueError:
-        raise _InvalidArgument(f"Invalid value at 'page_size' (TYPE_INT32), \"{text}\"") from None
-    if not 0 <= size <= MAX_PAGE_SIZE:
-        raise _InvalidArgument("Page size must be between 1 and 1000.")
-    return size or DEFAULT_PAGE_SIZE  # 0 means "unset", as for Google
-
-
-def _sort_order(text: str) -> str:
-    if text and text not in _SORT_ORDERS:
-        raise _InvalidArgument(f"Invalid value at 'sort_order', \"{text}\"")
-    return text or "LAST_MODIFIED_ASCENDING"
-
-
-def _page_token(offset: int, fingerprint: str) -> str:
-    raw = json.dumps({"o": offset, "f": fingerprint}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _read_page_token(token: str) -> tuple[int, str]:
-    """(offset, fingerprint) of a page token; _InvalidArgument when it is not one of ours."""
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError):
-        raise _InvalidArgument(_BAD_PAGE_TOKEN) from None
-    if not isinstance(data, dict) or not _is_count(data.get("o")):
-        raise _InvalidArgument(_BAD_PAGE_TOKEN)
-    return cast(int, data["o"]), str(data.get("f"))
-
-
-def _connections_page(book: Book, query: _ConnectionsQuery, account: Account) -> bytes:
-    """The response body, assembled from pre-encoded Persons (a ``dict`` would re-encode them)."""
-    start, end = query.offset, min(query.offset + query.page_size, len(book))
-    members: list[bytes] = []
-    if end > start:
-        members.append(b'"connections":[' + b",".join(_page_people(book, query, end)) + b"]")
-    if end < len(book):
-        members.append(
-            b'"nextPageToken":' + _dumps(_page_token(end, query.fingerprint(account, end)))
-        )
-    members.append(b'"totalPeople":%d,"totalItems":%d' % (len(book), len(book)))
-    return b"{" + b",".join(members) + b"}"
-
-
-def _page_people(book: Book, query: _ConnectionsQuery, end: int) -> list[bytes]:
-    if query.person_fields >= _SERVED_FIELDS:
-        return book.people_json(query.offset, end)
-    keep = query.person_fields | {"resourceName", "etag"}
-    people = book.people[query.offset : end]
-    return [_dumps({key: value for key, value in p.items() if key in keep}) for p in people]
-
-
 def _dumps(value: object) -> bytes:
     # As Starlette's JSONResponse and Google: compact, UTF-8, non-ASCII left as is.
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def _google_error(
-    code: int, status: str, message: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "status": status}}
-    return JSONResponse(body, status_code=code, headers=headers)
 
 
 # --- sandbox control ---------------------------------------------------------------------------
@@ -420,6 +341,23 @@ def _add_account_from_json(state: SandboxState, spec: object) -> str:
         raise ValueError("token must be a non-empty string")
     faults = Faults.from_json(spec.get("faults", {}))
     return state.add_account(cast(int, size), seed, token, faults)
+
+
+async def _change_book(request: Request) -> Response:
+    """{"modified", "added", "deleted", "seed"} -> 200 what changed; the id may be a token."""
+    try:
+        spec = json.loads(await request.body())
+        if not isinstance(spec, dict) or not all(_is_count(v) for v in spec.values()):
+            raise ValueError("expected an object of integers >= 0")
+        unknown = set(spec) - {"modified", "added", "deleted", "seed"}
+        if unknown:
+            raise ValueError(f"unknown change {sorted(unknown)[0]!r}")
+        changed = _state(request).change_book(request.path_params["account_id"], **spec)
+    except KeyError:
+        return JSONResponse({"error": "no such account"}, status_code=404)
+    except ValueError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    return JSONResponse(changed)
 
 
 async def _healthz(request: Request) -> Response:

@@ -76,11 +76,14 @@ class _Pools:
     company_domains: tuple[str, ...]
 
 
-def generate_book(size: int, seed: int) -> list[dict[str, Any]]:
-    """``size`` Person dicts in Google wire format; identical for the same (size, seed)."""
+def generate_book(size: int, seed: int, *, draw_seed: int | None = None) -> list[dict[str, Any]]:
+    """``size`` Person dicts in Google wire format; identical for the same (size, seed).
+
+    ``draw_seed`` draws other people from the same name pools (contacts added to a book later).
+    """
     if size < 0:
         raise ValueError("size must be >= 0")
-    builder = _BookBuilder(random.Random(seed), _pools(seed))
+    builder = _BookBuilder(random.Random(seed if draw_seed is None else draw_seed), _pools(seed))
     with _collector_paused():
         return [builder.person() for _ in range(size)]
 

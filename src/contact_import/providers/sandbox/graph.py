@@ -25,6 +25,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from contact_import.providers.sandbox.listing import Listing, listing_people
+
 if TYPE_CHECKING:
     from contact_import.providers.sandbox.app import Admitted, ApiErrors
 
@@ -32,10 +34,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONTACTS_PATH",
+    "BadQuery",
     "ContactsQuery",
+    "GraphErrors",
     "graph_contact_id",
     "graph_error",
     "graph_routes",
+    "parse_select",
+    "selected",
     "to_graph_contact",
 ]
 
@@ -73,24 +79,24 @@ def graph_routes(admit: Admit) -> list[Route]:
 
 
 async def _list_contacts(request: Request, admit: Admit) -> Response:
-    admitted = await admit(request, _GraphErrors())
+    admitted = await admit(request, GraphErrors())
     if isinstance(admitted, Response):
         return admitted
     try:
         query = ContactsQuery.parse(request.query_params)
-    except _BadQuery as exc:
+    except BadQuery as exc:
         return graph_error(400, exc.code, str(exc))
     every = admitted.account.faults.empty_page_every
     stall = bool(every) and admitted.number % every == 0
-    book = await admitted.book()
-    page = _contacts_page(book.people, query, request, admitted.account.id, stall=stall)
+    people = await listing_people(admitted, Listing(admitted.account.changes.version))
+    page = _contacts_page(people, query, request, admitted.account.id, stall=stall)
     return JSONResponse(page)
 
 
 # --- the query -----------------------------------------------------------------------------------
 
 
-class _BadQuery(Exception):
+class BadQuery(Exception):
     """A query Graph would refuse with 400; ``code`` is Graph's error code for it."""
 
     def __init__(self, message: str, code: str = "BadRequest") -> None:
@@ -109,11 +115,11 @@ class ContactsQuery:
 
     @classmethod
     def parse(cls, params: QueryParams) -> ContactsQuery:
-        """Read ``$top``, ``$skip``, ``$select`` and ``$count``; _BadQuery names what is wrong."""
+        """Read ``$top``, ``$skip``, ``$select`` and ``$count``; BadQuery names what is wrong."""
         return cls(
             top=_integer(params, "$top", DEFAULT_TOP, low=1, high=MAX_TOP),
             skip=_integer(params, "$skip", 0, low=0, high=None),
-            select=_select(params.get("$select", "")),
+            select=parse_select(params.get("$select", "")),
             count=_boolean(params, "$count"),
         )
 
@@ -125,26 +131,26 @@ def _integer(params: QueryParams, name: str, default: int, *, low: int, high: in
     try:
         value = int(text)
     except ValueError:
-        raise _BadQuery(f"Invalid {name} value: '{text}'.") from None
+        raise BadQuery(f"Invalid {name} value: '{text}'.") from None
     if value < low or (high is not None and value > high):
         limit = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise _BadQuery(f"The {name} value must be {limit}.")
+        raise BadQuery(f"The {name} value must be {limit}.")
     return value
 
 
-def _select(text: str) -> tuple[str, ...]:
+def parse_select(text: str) -> tuple[str, ...]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     for name in names:
         if name.lower() not in _PROPERTY_BY_LOWER:
             message = f"Could not find a property named '{name}' on type 'microsoft.graph.contact'."
-            raise _BadQuery(message, "RequestBroker--ParseUri")
+            raise BadQuery(message, "RequestBroker--ParseUri")
     return tuple(dict.fromkeys(_PROPERTY_BY_LOWER[name.lower()] for name in names))
 
 
 def _boolean(params: QueryParams, name: str) -> bool:
     text = params.get(name, "false").lower()
     if text not in {"true", "false"}:
-        raise _BadQuery(f"Invalid {name} value: '{text}'.")
+        raise BadQuery(f"Invalid {name} value: '{text}'.")
     return text == "true"
 
 
@@ -167,7 +173,7 @@ def _contacts_page(
     }
     if query.count:
         body["@odata.count"] = len(people)
-    body["value"] = [_selected(to_graph_contact(p), query.select) for p in people[query.skip : end]]
+    body["value"] = [selected(to_graph_contact(p), query.select) for p in people[query.skip : end]]
     if stall or end < len(people):
         body["@odata.nextLink"] = _link(request, end)
     return body
@@ -179,7 +185,7 @@ def _link(request: Request, skip: int) -> str:
     return str(request.url.replace(query=urlencode([*pairs, ("$skip", str(skip))])))
 
 
-def _selected(contact: dict[str, Any], select: tuple[str, ...]) -> dict[str, Any]:
+def selected(contact: dict[str, Any], select: tuple[str, ...]) -> dict[str, Any]:
     if not select:
         return contact
     kept = {"@odata.etag": contact["@odata.etag"], "id": contact["id"]}
@@ -237,7 +243,7 @@ def _etag(google_etag: str) -> str:
 # --- errors --------------------------------------------------------------------------------------
 
 
-class _GraphErrors:
+class GraphErrors:
     """The sandbox's shared faults, answered as Graph answers them."""
 
     def unauthenticated(self) -> Response:

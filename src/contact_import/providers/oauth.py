@@ -1,0 +1,328 @@
+"""OAuth 2.0 authorization code flow with PKCE (S256) against Google and the Microsoft identity
+platform (v2.0).
+
+The authorize URL and the PKCE pair come from Authlib; the two token requests are plain httpx
+POSTs so that every failure is translated here, at the boundary, into ``contact_import.errors``:
+
+    invalid_grant while exchanging a code   RequestRejected    the user starts connecting again
+    invalid_grant while refreshing          AccessRevoked      access was revoked: reconnect
+    invalid_client / unauthorized_client    ConfigError        our client id or secret is wrong
+    429                                     RateLimited
+    any other 4xx                           RequestRejected
+    5xx, timeout, network error             ProviderUnavailable
+    a 2xx that is not a token response      MalformedResponse
+
+Google keeps its refresh token (a refresh answer usually has none: the old one stays); Microsoft
+rotates it (every refresh answer has a new one, to be stored). No token, code, verifier or client
+secret ever appears in a message or a log line.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import httpx
+from authlib.common.security import generate_token
+from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
+from contact_import.errors import (
+    AccessRevoked,
+    ConfigError,
+    ContactImportError,
+    MalformedResponse,
+    ProviderUnavailable,
+    RateLimited,
+    RequestRejected,
+)
+from contact_import.providers.http import json_object, parse_retry_after
+from contact_import.settings import Settings
+
+__all__ = [
+    "GOOGLE_CONTACTS_SCOPE",
+    "MICROSOFT_SCOPES",
+    "OAuthProvider",
+    "TokenSet",
+    "authorization_url",
+    "exchange_code",
+    "new_pkce_verifier",
+    "oauth_provider",
+    "pkce_challenge",
+    "refresh_access_token",
+]
+
+GOOGLE_CONTACTS_SCOPE = "https://www.googleapis.com/auth/contacts.readonly"
+MICROSOFT_SCOPES = ("Contacts.Read", "offline_access")
+_LABELS = {"google": "Google", "microsoft": "Microsoft"}
+_VERIFIER_LENGTH = 64  # RFC 7636: 43 to 128 characters of [A-Za-z0-9-._~]
+_ERROR_CODE = re.compile(r"[a-z_]{1,64}")  # only a well-formed OAuth error code goes in a message
+
+
+@dataclass(frozen=True)
+class OAuthProvider:
+    """One provider's OAuth endpoints, our client registration there, and what we ask for."""
+
+    name: str
+    authorize_url: str
+    token_url: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    scopes: tuple[str, ...]
+    extra_authorize_params: Mapping[str, str] = field(default_factory=dict)
+    # Microsoft wants the scopes again when refreshing; Google does not take them.
+    scope_on_refresh: bool = False
+
+    @property
+    def label(self) -> str:
+        """The provider's name as a user reads it ("Google")."""
+        return _LABELS.get(self.name, self.name)
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """What a token endpoint granted. ``expires_at`` is None when it did not say."""
+
+    access_token: str
+    refresh_token: str | None
+    expires_at: datetime | None
+    scope: str | None
+
+    def __repr__(self) -> str:
+        refresh = "'***'" if self.refresh_token else "None"
+        return (
+            f"TokenSet(access_token='***', refresh_token={refresh}, "
+            f"expires_at={self.expires_at!r}, scope={self.scope!r})"
+        )
+
+    def expires_within(self, now: datetime, margin: timedelta) -> bool:
+        """True when the access token is expired or will be within ``margin`` of ``now``."""
+        return self.expires_at is not None and self.expires_at - margin <= now
+
+
+def oauth_provider(name: str, settings: Settings) -> OAuthProvider:
+    """The OAuth configuration of provider ``name``; ConfigError when its client is not set."""
+    if name == "google":
+        return OAuthProvider(
+            name="google",
+            authorize_url=settings.google_auth_url,
+            token_url=settings.google_token_url,
+            client_id=_required(settings.google_client_id, "GOOGLE_CLIENT_ID"),
+            client_secret=_required(settings.google_client_secret, "GOOGLE_CLIENT_SECRET"),
+            scopes=(GOOGLE_CONTACTS_SCOPE,),
+            # offline: a refresh token; consent: a new one even if the user consented before.
+            extra_authorize_params={"access_type": "offline", "prompt": "consent"},
+        )
+    if name == "microsoft":
+        base = f"{settings.microsoft_login_url.rstrip('/')}/{settings.microsoft_tenant}"
+        return OAuthProvider(
+            name="microsoft",
+            authorize_url=f"{base}/oauth2/v2.0/authorize",
+            token_url=f"{base}/oauth2/v2.0/token",
+            client_id=_required(settings.microsoft_client_id, "MICROSOFT_CLIENT_ID"),
+            client_secret=_required(settings.microsoft_client_secret, "MICROSOFT_CLIENT_SECRET"),
+            scopes=MICROSOFT_SCOPES,
+            scope_on_refresh=True,
+        )
+    raise ConfigError(f"unknown provider {name!r}")
+
+
+def _required(value: str | None, env_var: str) -> str:
+    if value is None or not value.strip():
+        raise ConfigError(f"{env_var} is not set")
+    return value.strip()
+
+
+# --- the authorize step (pure) -----------------------------------------------------------------
+
+
+def new_pkce_verifier() -> str:
+    """A fresh PKCE code verifier (64 random characters)."""
+    return str(generate_token(_VERIFIER_LENGTH))
+
+
+def pkce_challenge(code_verifier: str) -> str:
+    """The S256 code challenge of ``code_verifier``: BASE64URL(SHA256(verifier)), unpadded."""
+    # types-authlib leaves this one unannotated
+    return str(create_s256_code_challenge(code_verifier))  # type: ignore[no-untyped-call]
+
+
+def authorization_url(
+    provider: OAuthProvider,
+    *,
+    redirect_uri: str,
+    state: str,
+    code_verifier: str,
+    login_hint: str | None = None,
+) -> str:
+    """Where to send the user's browser to grant us access to their contacts.
+
+    ``login_hint`` pre-selects the account (an email address for the real providers).
+    """
+    return str(
+        prepare_grant_uri(
+            provider.authorize_url,
+            provider.client_id,
+            "code",
+            redirect_uri=redirect_uri,
+            scope=" ".join(provider.scopes),
+            state=state,
+            code_challenge=pkce_challenge(code_verifier),
+            code_challenge_method="S256",
+            login_hint=login_hint,  # None is left out
+            **provider.extra_authorize_params,
+        )
+    )
+
+
+# --- the token endpoint ------------------------------------------------------------------------
+
+
+def exchange_code(
+    client: httpx.Client,
+    provider: OAuthProvider,
+    *,
+    code: str,
+    redirect_uri: str,
+    code_verifier: str,
+    now: datetime,
+) -> TokenSet:
+    """Trade the code the callback received for tokens.
+
+    A refused code (reused, expired, wrong verifier or redirect URI) is RequestRejected: the
+    user has to start connecting again.
+    """
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri,
+        "code_verifier": code_verifier,
+    }
+    refused = RequestRejected(
+        f"{provider.label} refused the authorization code — "
+        f"start connecting your {provider.label} account again"
+    )
+    body = _token_request(client, provider, form, on_invalid_grant=refused)
+    return _token_set(body, provider, now=now, previous_refresh_token=None)
+
+
+def refresh_access_token(
+    client: httpx.Client, provider: OAuthProvider, refresh_token: str, *, now: datetime
+) -> TokenSet:
+    """A new access token. The TokenSet keeps ``refresh_token`` unless the provider rotated it.
+
+    AccessRevoked when the grant is no longer valid (the user revoked access, say).
+    """
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    if provider.scope_on_refresh:
+        form["scope"] = " ".join(provider.scopes)
+    revoked = AccessRevoked(f"{provider.label} access was revoked — reconnect your account")
+    body = _token_request(client, provider, form, on_invalid_grant=revoked)
+    return _token_set(body, provider, now=now, previous_refresh_token=refresh_token)
+
+
+def _token_request(
+    client: httpx.Client,
+    provider: OAuthProvider,
+    form: dict[str, str],
+    *,
+    on_invalid_grant: ContactImportError,
+) -> dict[str, object]:
+    """POST ``form`` with our client credentials; the JSON body of a 2xx answer."""
+    data = form | {"client_id": provider.client_id, "client_secret": provider.client_secret}
+    api_name = f"{provider.label} sign-in"
+    try:
+        response = client.post(
+            provider.token_url, data=data, headers={"Accept": "application/json"}
+        )
+    except httpx.TimeoutException as exc:
+        raise ProviderUnavailable(f"{api_name} did not answer in time") from exc
+    except httpx.HTTPError as exc:
+        raise ProviderUnavailable(f"could not reach {api_name} ({type(exc).__name__})") from exc
+    except httpx.InvalidURL as exc:
+        raise ConfigError(f"the {provider.label} token URL is not valid") from exc
+    if not response.is_success:
+        raise _token_error(response, provider, on_invalid_grant)
+    return json_object(response, api_name)
+
+
+def _token_error(
+    response: httpx.Response, provider: OAuthProvider, on_invalid_grant: ContactImportError
+) -> ContactImportError:
+    """The exception a non-2xx answer of the token endpoint stands for."""
+    status, label = response.status_code, provider.label
+    if status == 429:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), now=time.time())
+        return RateLimited(f"{label} sign-in rate limit reached (HTTP 429)", retry_after)
+    if status >= 500:
+        return ProviderUnavailable(f"{label} sign-in is unavailable (HTTP {status})")
+    error, detail = _oauth_error(response)
+    if error == "invalid_grant":
+        return on_invalid_grant
+    if error in {"invalid_client", "unauthorized_client"}:
+        prefix = provider.name.upper()
+        return ConfigError(
+            f"the {label} client id or secret is wrong "
+            f"(check {prefix}_CLIENT_ID and {prefix}_CLIENT_SECRET)"
+        )
+    if 400 <= status < 500:
+        return RequestRejected(f"{label} refused the token request (HTTP {status}{detail})")
+    return MalformedResponse(f"unexpected HTTP {status} from {label} sign-in")
+
+
+def _oauth_error(response: httpx.Response) -> tuple[str, str]:
+    """(error code, a safe detail for a message) of an RFC 6749 error body; "" when absent.
+
+    ``error_description`` is left out on purpose: servers may echo request values in it.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        return "", ""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, str) or not _ERROR_CODE.fullmatch(error):
+        return "", ""
+    codes = body.get("error_codes")  # Microsoft's AADSTS numbers
+    first = codes[0] if isinstance(codes, list) and codes else None
+    aadsts = f", AADSTS{first}" if isinstance(first, int) and not isinstance(first, bool) else ""
+    return error, f" {error}{aadsts}"
+
+
+def _token_set(
+    body: dict[str, object],
+    provider: OAuthProvider,
+    *,
+    now: datetime,
+    previous_refresh_token: str | None,
+) -> TokenSet:
+    access_token = body.get("access_token")
+    if not isinstance(access_token, str) or not access_token:
+        raise MalformedResponse(f"{provider.label} sent a token response without an access token")
+    token_type = body.get("token_type")
+    if isinstance(token_type, str) and token_type.lower() != "bearer":
+        raise MalformedResponse(f"{provider.label} sent a token that is not a bearer token")
+    refresh_token = body.get("refresh_token")
+    scope = body.get("scope")
+    expires_in = _seconds(body.get("expires_in"))
+    return TokenSet(
+        access_token=access_token,
+        refresh_token=refresh_token
+        if isinstance(refresh_token, str) and refresh_token
+        else previous_refresh_token,
+        expires_at=now + timedelta(seconds=expires_in) if expires_in is not None else None,
+        scope=scope if isinstance(scope, str) else None,
+    )
+
+
+def _seconds(value: object) -> float | None:
+    """``expires_in`` as seconds: a JSON number, or a numeric string (older Microsoft answers)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if value >= 0 else None
+    if isinstance(value, str) and value.strip().isdigit():
+        return float(value.strip())
+    return None

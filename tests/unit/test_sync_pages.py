@@ -1,0 +1,130 @@
+"""Google sync pages and Graph delta pages, and their errors, mapped to our types (pure)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from contact_import.domain.contact import IncomingContact
+from contact_import.errors import CursorExpired, MalformedResponse, ProviderError, RequestRejected
+from contact_import.providers import google, microsoft
+
+DELTA = "https://graph.microsoft.com/v1.0/me/contactFolders/contacts/contacts/delta"
+
+
+def response(status: int, body: object, url: str = "https://example.test/") -> httpx.Response:
+    request = httpx.Request("GET", url)
+    return httpx.Response(status, content=json.dumps(body).encode(), request=request)
+
+
+# --- Google --------------------------------------------------------------------------------------
+
+
+def test_google_takes_the_sync_token_of_the_last_page_only() -> None:
+    last = google.parse_connections({"connections": [], "nextSyncToken": "S1"})
+    middle = google.parse_connections({"nextPageToken": "P2", "nextSyncToken": "S1"})
+    assert (last.next_cursor, last.sync_token) == (None, "S1")
+    assert (middle.next_cursor, middle.sync_token) == ("P2", None)
+    assert google.parse_connections({}).sync_token is None
+
+
+def test_google_deleted_people_are_deleted_contacts() -> None:
+    body = {
+        "connections": [
+            {"resourceName": "people/c1", "etag": "%E", "metadata": {"deleted": True}},
+            {"resourceName": "people/c2", "names": [{"displayName": "Ada"}]},
+        ]
+    }
+    assert google.parse_connections(body).contacts == [
+        IncomingContact(provider_contact_id="people/c1", deleted=True),
+        IncomingContact(provider_contact_id="people/c2", display_name="Ada"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"nextSyncToken": 7}, {"nextPageToken": ["p"]}, {"connections": [{"metadata": {}}]}],
+)
+def test_google_bodies_it_would_never_send_are_malformed(body: dict[str, Any]) -> None:
+    with pytest.raises(MalformedResponse):
+        google.parse_connections(body)
+
+
+def google_error(status: str, message: str, reason: str = "") -> dict[str, Any]:
+    error: dict[str, Any] = {"code": 400, "status": status, "message": message}
+    if reason:
+        error["details"] = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason}]
+    return {"error": error}
+
+
+EXPIRED = "Sync token is expired. Clear local cache and retry call without the sync token."
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (google_error("FAILED_PRECONDITION", EXPIRED, "EXPIRED_SYNC_TOKEN"), CursorExpired),
+        (google_error("INVALID_ARGUMENT", EXPIRED, "EXPIRED_SYNC_TOKEN"), CursorExpired),
+        (google_error("FAILED_PRECONDITION", EXPIRED), CursorExpired),  # no details at all
+        (google_error("INVALID_ARGUMENT", "the page token is not valid."), CursorExpired),
+        (google_error("INVALID_ARGUMENT", "Invalid pageToken."), CursorExpired),
+        (google_error("INVALID_ARGUMENT", 'Invalid personFields mask path: "x".'), RequestRejected),
+    ],
+)
+def test_google_400s_about_tokens_restart_the_listing(
+    body: dict[str, Any], expected: type[ProviderError]
+) -> None:
+    assert type(google.error_for_response(response(400, body), now=0.0)) is expected
+
+
+# --- Graph ---------------------------------------------------------------------------------------
+
+
+def test_graph_takes_the_delta_link_as_the_sync_token() -> None:
+    page = microsoft.parse_contacts({"value": [], "@odata.deltaLink": DELTA + "?$deltatoken=d"})
+    assert (page.next_cursor, page.sync_token, page.total) == (None, DELTA + "?$deltatoken=d", None)
+
+
+def test_graph_removed_entries_are_deleted_contacts() -> None:
+    body = {
+        "value": [
+            {
+                "@odata.type": "#microsoft.graph.contact",
+                "id": "AAMk1",
+                "@removed": {"reason": "deleted"},
+            },
+            {"@odata.type": "#microsoft.graph.contact", "id": "AAMk2", "displayName": "Ada"},
+        ],
+        "@odata.nextLink": DELTA + "?$skiptoken=s",
+    }
+    assert microsoft.parse_contacts(body).contacts == [
+        IncomingContact(provider_contact_id="AAMk1", deleted=True),
+        IncomingContact(provider_contact_id="AAMk2", display_name="Ada"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"value": [], "@odata.nextLink": DELTA + "?s", "@odata.deltaLink": DELTA + "?d"},
+        {"value": [], "@odata.deltaLink": ""},
+        {"value": [], "@odata.deltaLink": {"href": DELTA}},
+        {"value": [{"@removed": {"reason": "deleted"}}]},
+    ],
+)
+def test_graph_bodies_it_would_never_send_are_malformed(body: dict[str, Any]) -> None:
+    with pytest.raises(MalformedResponse):
+        microsoft.parse_contacts(body)
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(410, "SyncStateNotFound"), (410, ""), (400, "syncStateNotFound"),
+     (400, "resyncRequired"), (400, "syncStateInvalid")],
+)  # fmt: skip
+def test_graph_answers_about_a_gone_sync_state_restart_the_listing(status: int, code: str) -> None:
+    body = {"error": {"code": code, "message": "m"}} if code else {}
+    assert type(microsoft.error_for_response(response(status, body), now=0.0)) is CursorExpired
