@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from contact_import.providers.sandbox import oauth as sandbox_oauth
 from contact_import.providers.sandbox.app import SandboxState
 from contact_import.providers.sandbox.server import RunningSandbox, start_sandbox
 from contact_import.runtime import Runtime
@@ -109,6 +110,13 @@ def settings_for(database_url: str, sandbox: RunningSandbox):  # type: ignore[no
             "contact_import_env": "development",
             "database_url": database_url,
             "google_people_api_url": sandbox.base_url,
+            "google_auth_url": f"{sandbox.base_url}/o/oauth2/v2/auth",
+            "google_token_url": f"{sandbox.base_url}/token",
+            "google_client_id": sandbox_oauth.GOOGLE_CLIENT_ID,
+            "google_client_secret": sandbox_oauth.GOOGLE_CLIENT_SECRET,
+            "microsoft_login_url": sandbox.base_url,
+            "microsoft_client_id": sandbox_oauth.MICROSOFT_CLIENT_ID,
+            "microsoft_client_secret": sandbox_oauth.MICROSOFT_CLIENT_SECRET,
             "microsoft_graph_api_url": sandbox.base_url,
             "worker_poll_seconds": 0.2,
         }

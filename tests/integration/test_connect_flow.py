@@ -1,0 +1,166 @@
+"""Connecting an account through OAuth (sandbox over loopback) and what happens to its tokens."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from sqlalchemy import func, select, update
+
+from contact_import.domain.job import JobStatus
+from contact_import.errors import InvalidOAuthState, RequestRejected
+from contact_import.providers.sandbox.app import Faults
+from contact_import.providers.sandbox.server import RunningSandbox
+from contact_import.runtime import Runtime
+from contact_import.store.jobs import Job
+from contact_import.store.schema import jobs, metadata, oauth_states, provider_grants
+from tests.helpers import assert_consistent, drain
+
+PROVIDERS = ["google", "microsoft"]
+
+
+def authorize(rt: Runtime, user: str, provider: str, login_hint: str) -> tuple[str, str]:
+    """Start the flow and let the sandbox approve it: the (code, state) of the redirect."""
+    url = rt.connections.start(user, provider, login_hint=login_hint)
+    response = rt.http.get(url, follow_redirects=False)
+    assert response.status_code == 302, response.text
+    location = response.headers["location"]
+    assert location.startswith(f"{rt.settings.public_base_url}/api/v1/contacts/import/{provider}/")
+    query = parse_qs(urlsplit(location).query)
+    return query["code"][0], query["state"][0]
+
+
+def connect(rt: Runtime, user: str, provider: str, login_hint: str) -> Job:
+    code, state = authorize(rt, user, provider, login_hint)
+    return rt.connections.complete(provider, code=code, state=state)
+
+
+def count(rt: Runtime, table: object) -> int:
+    with rt.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_oauth_flow_ends_in_a_completed_import(runtime: Runtime, provider: str) -> None:
+    job = connect(runtime, "olga", provider, "contacts:600,seed:4")
+    assert job.status is JobStatus.FETCHING
+    drain(runtime)
+    done = runtime.jobs.get(job.id)
+    assert_consistent(runtime.engine, done, 600)
+    grant = runtime.grants.get(done.grant_id)
+    assert grant.refresh_token  # offline access was granted
+    assert grant.sync_token  # the next import will be incremental
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    ["forged", "reused", "expired", "other provider"],
+)
+def test_a_bad_state_is_refused_and_creates_nothing(runtime: Runtime, tamper: str) -> None:
+    code, state = authorize(runtime, "pia", "google", "contacts:10,seed:1")
+    provider = "google"
+    if tamper == "forged":
+        state = "x" * 43
+    elif tamper == "reused":
+        runtime.connections.complete("google", code=code, state=state)
+        code, _ = authorize(runtime, "pia", "google", "contacts:10,seed:1")
+    elif tamper == "expired":
+        with runtime.engine.begin() as conn:
+            past = datetime.now(UTC) - timedelta(seconds=1)
+            conn.execute(update(oauth_states).values(expires_at=past))
+    else:
+        provider = "microsoft"
+    jobs_before, grants_before = count(runtime, jobs), count(runtime, provider_grants)
+    with pytest.raises(InvalidOAuthState, match="invalid, expired or already used"):
+        runtime.connections.complete(provider, code=code, state=state)
+    assert (count(runtime, jobs), count(runtime, provider_grants)) == (jobs_before, grants_before)
+
+
+def test_a_wrong_pkce_verifier_is_refused_and_creates_nothing(runtime: Runtime) -> None:
+    code, state = authorize(runtime, "quinn", "microsoft", "contacts:10,seed:1")
+    forged = runtime.grants._cipher.encrypt("v" * 64)  # what an attacker without it would send
+    with runtime.engine.begin() as conn:
+        conn.execute(update(oauth_states).values(code_verifier_enc=forged))
+    with pytest.raises(RequestRejected, match="refused the authorization code"):
+        runtime.connections.complete("microsoft", code=code, state=state)
+    assert count(runtime, jobs) == count(runtime, provider_grants) == 0
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_an_expired_access_token_is_refreshed_mid_import(
+    sandbox: RunningSandbox, provider: str, settings_for, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    account = sandbox.state.new_account(
+        1500, seed=2, faults=Faults(access_token_ttl=1, latency_ms=250)
+    )
+    with Runtime.build(settings_for(page_size=250)) as rt:
+        job = connect(rt, "rob", provider, account.id)
+        first_token = rt.grants.get(job.grant_id).access_token
+        drain(rt)
+        done = rt.jobs.get(job.id)
+        assert_consistent(rt.engine, done, 1500)
+        assert done.attempts == 1  # refreshed in place, not retried later
+        assert rt.grants.get(job.grant_id).access_token != first_token
+        # Six pages at 250 ms outlive a 1 s token: the provider said 401 mid-import.
+        assert "access token refused; refreshing it" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("provider", "message"),
+    [
+        ("google", "Google access was revoked — reconnect your account"),
+        ("microsoft", "Microsoft access was revoked — reconnect your account"),
+    ],
+)
+def test_a_revoked_grant_fails_the_job_at_once_with_a_readable_message(
+    runtime: Runtime, sandbox: RunningSandbox, provider: str, message: str
+) -> None:
+    account = sandbox.state.new_account(300, seed=3)
+    job = connect(runtime, "sue", provider, account.id)
+    sandbox.state.revoke(account)
+    drain(runtime)
+    failed = runtime.jobs.get(job.id)
+    assert failed.status is JobStatus.FAILED
+    assert failed.attempts == 1
+    assert failed.error_message == message
+
+
+def _secrets(rt: Runtime, job: Job) -> list[str]:
+    grant = rt.grants.get(job.grant_id)
+    found = [grant.access_token, grant.refresh_token, grant.sync_token]
+    return [s for s in found if s]
+
+
+def _all_rows_as_text(rt: Runtime) -> str:
+    with rt.engine.connect() as conn:
+        return "\n".join(
+            repr(tuple(row))
+            for table in metadata.sorted_tables
+            for row in conn.execute(select(table))
+        )
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_no_token_in_any_row_or_log_line(
+    runtime: Runtime, sandbox: RunningSandbox, provider: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    job = connect(runtime, "tom", provider, "contacts:700,seed:5")
+    drain(runtime)
+    assert runtime.jobs.get(job.id).status is JobStatus.COMPLETED
+    failing_account = sandbox.state.new_account(50, seed=6)
+    failing = connect(runtime, "uma", provider, failing_account.id)
+    failing_secrets = _secrets(runtime, failing)
+    sandbox.state.revoke(failing_account)
+    drain(runtime)
+    assert runtime.jobs.get(failing.id).status is JobStatus.FAILED
+    secrets = _secrets(runtime, job) + failing_secrets
+    assert len(secrets) >= 5  # access + refresh + sync of one, access + refresh of the other
+    rows, logs = _all_rows_as_text(runtime), caplog.text
+    assert rows
+    assert logs
+    for secret in secrets:
+        assert secret not in rows
+        assert secret not in logs
