@@ -19,7 +19,7 @@ from contact_import.cli.common import (
 )
 from contact_import.cli.jobs import jobs_app
 from contact_import.providers.sandbox.app import SandboxState
-from contact_import.providers.sandbox.server import serve_forever
+from contact_import.providers.sandbox.server import sandbox_settings, serve_forever
 from contact_import.runner.tick import run_tick
 from contact_import.runner.worker import Worker
 from contact_import.store.db import create_db_engine, upgrade_database
@@ -105,11 +105,13 @@ def sandbox(
     port: Annotated[int, typer.Option(min=0, max=65535)] = 8900,
     contacts: Annotated[int, typer.Option(min=0, help="size of the default account's book")] = 500,
 ) -> None:
-    """Run the fake Google API on a port, for local development; prints its access token."""
-    state = SandboxState()
-    token = state.add_account(size=contacts, seed=1)
-    console.print(f"sandbox on http://{host}:{port}  (GOOGLE_PEOPLE_API_URL)")
-    console.print(f"access token of a {contacts}-contact account: {token}")
+    """Run the fake Google and Microsoft APIs and OAuth servers, for local development."""
+    state = SandboxState(default_size=contacts)
+    base_url = f"http://{host}:{port}"
+    console.print(f"sandbox on {base_url}; point contact-import at it with:", highlight=False)
+    for name, value in sandbox_settings(base_url).items():
+        typer.echo(f"  export {name.upper()}={value}")
+    console.print(f"each OAuth sign-in gets a new {contacts}-contact account", highlight=False)
     serve_forever(state, host, port)
 
 

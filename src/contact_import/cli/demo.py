@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import parse_qs, urlsplit
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -18,7 +19,7 @@ from contact_import.domain.job import FINAL_STATUSES, JobStatus
 from contact_import.errors import ConfigError
 from contact_import.providers.factory import PROVIDERS
 from contact_import.providers.sandbox.app import SandboxState
-from contact_import.providers.sandbox.server import start_sandbox
+from contact_import.providers.sandbox.server import sandbox_settings, start_sandbox
 from contact_import.runner.worker import Worker
 from contact_import.runtime import Runtime
 from contact_import.store.jobs import Job
@@ -43,20 +44,17 @@ def demo(
     """Import a fake address book end to end: sandbox, queue, worker, progress, summary."""
     if provider not in PROVIDERS:
         raise ConfigError(f"unknown provider {provider!r}; one of {', '.join(PROVIDERS)}")
-    state = SandboxState()
-    token = state.add_account(size=contacts_count, seed=seed)
     with tempfile.TemporaryDirectory(prefix="contact-import-demo-") as tmp:
         url = database_url or f"sqlite:///{Path(tmp) / 'demo.db'}"
-        with start_sandbox(state) as sandbox:
+        with start_sandbox(SandboxState()) as sandbox:
             settings = load_settings(
                 contact_import_env="development",
                 database_url=url,
-                google_people_api_url=sandbox.base_url,
-                microsoft_graph_api_url=sandbox.base_url,
+                **sandbox_settings(sandbox.base_url),
             )
             console.print(f"sandbox: {sandbox.base_url}   database: {settings.database_url}")
             with runtime(settings, migrate=True) as rt:
-                job = _start_job(rt, provider, token)
+                job = _connect(rt, provider, f"contacts:{contacts_count},seed:{seed}")
                 elapsed, job = _run_with_progress(rt, job)
                 stored = _count_contacts(rt)
     _print_summary(job, elapsed, stored)
@@ -64,10 +62,15 @@ def demo(
         raise typer.Exit(1)
 
 
-def _start_job(rt: Runtime, provider: str, token: str) -> Job:
-    grant_id = rt.grants.create(DEMO_USER, provider, access_token=token)
-    job, _created = rt.jobs.create(DEMO_USER, provider, grant_id)
-    return job
+def _connect(rt: Runtime, provider: str, login_hint: str) -> Job:
+    """The real OAuth flow, with the sandbox approving at once instead of a person."""
+    authorize = rt.connections.start(DEMO_USER, provider, login_hint=login_hint)
+    redirect = rt.http.get(authorize, follow_redirects=False)
+    query = parse_qs(urlsplit(redirect.headers.get("location", "")).query)
+    if redirect.status_code != 302 or "code" not in query:
+        raise ConfigError(f"the sandbox did not approve the sign-in ({redirect.status_code})")
+    console.print(f"connected a {provider} sandbox account through OAuth (PKCE)")
+    return rt.connections.complete(provider, code=query["code"][0], state=query["state"][0])
 
 
 def _run_with_progress(rt: Runtime, job: Job) -> tuple[float, Job]:

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import partial
 from typing import NamedTuple, Protocol
 
 from sqlalchemy import Engine
@@ -26,7 +25,6 @@ from contact_import.errors import (
     RateLimited,
 )
 from contact_import.providers.base import ContactPage, ContactSource
-from contact_import.runner.prefetch import PageAhead
 from contact_import.store.contacts import Incoming, PageResult, apply_page
 from contact_import.store.grants import GrantStore
 from contact_import.store.jobs import Job, JobStore, Lease
@@ -165,42 +163,34 @@ class Importer:
     def _run_pages(
         self, job: Job, lease: Lease, budget: ImportBudget, stop: threading.Event
     ) -> Outcome:
-        abandoned = threading.Event()
-        sleep = self._lease_keeping_sleep(lease, lambda: stop.is_set() or abandoned.is_set())
-        listing = _Listing(self._sources, job, sleep)
+        listing = _Listing(self._sources, job, self._lease_keeping_sleep(lease, stop.is_set))
         cursor = job.page_cursor
-        with PageAhead(partial(self._fetch, listing), abandoned) as ahead:
-            ahead.request(cursor)
-            while True:
-                if stop.is_set() or not budget.can_start_page():
-                    return self._yield(lease)
-                started = budget.clock()
-                page, incoming = self._take(ahead, listing, job, cursor)
-                listing.refreshed = False
-                if page.next_cursor is not None:
-                    ahead.request(page.next_cursor)  # fetched while this page is written
-                result = self._store(job, lease, page, incoming)
-                budget.record_page(budget.clock() - started)
-                if page.next_cursor is None:
-                    return Outcome.COMPLETED
-                if result.cancel_requested:
-                    self._jobs.finish(lease, JobStatus.CANCELLED, "cancelled by the user")
-                    return Outcome.CANCELLED
-                cursor = page.next_cursor
+        while True:
+            if stop.is_set() or not budget.can_start_page():
+                return self._yield(lease)
+            started = budget.clock()
+            page, incoming = self._fetch(listing, job, cursor)
+            result = self._store(job, lease, page, incoming)
+            budget.record_page(budget.clock() - started)
+            if page.next_cursor is None:
+                return Outcome.COMPLETED
+            if result.cancel_requested:
+                self._jobs.finish(lease, JobStatus.CANCELLED, "cancelled by the user")
+                return Outcome.CANCELLED
+            cursor = page.next_cursor
 
-    def _take(
-        self, ahead: PageAhead[_Fetched], listing: _Listing, job: Job, cursor: str | None
-    ) -> _Fetched:
-        """The page asked for at ``cursor``, after refreshing the token or restarting the
-        listing from the top when the provider asks for it."""
+    def _fetch(self, listing: _Listing, job: Job, cursor: str | None) -> _Fetched:
+        """The page at ``cursor``, normalized; refreshes the access token once after a 401,
+        and lists from the top when the provider no longer accepts the cursor."""
         while True:
             try:
-                return ahead.take()
+                page = listing.source.fetch_page(cursor)
             except AccessTokenExpired:
                 if listing.refreshed:
                     raise
                 log.info("access token refused; refreshing it", extra={"job_id": str(job.id)})
                 listing.refresh()
+                continue
             except CursorExpired:
                 if listing.restarts >= _MAX_RESTARTS:
                     raise
@@ -209,11 +199,9 @@ class Importer:
                     self._grants.clear_sync_token(job.grant_id)
                 listing.restart_full()
                 cursor = None  # contacts this job already recorded are not counted again
-            ahead.request(cursor)
-
-    def _fetch(self, listing: _Listing, cursor: str | None) -> _Fetched:
-        page = listing.source.fetch_page(cursor)
-        return _Fetched(page, [normalize_contact(c, self._region) for c in page.contacts])
+                continue
+            listing.refreshed = False
+            return _Fetched(page, [normalize_contact(c, self._region) for c in page.contacts])
 
     def _store(
         self, job: Job, lease: Lease, page: ContactPage, incoming: list[Incoming]

@@ -9,9 +9,10 @@ from types import TracebackType
 
 import uvicorn
 
+from contact_import.providers.sandbox import oauth
 from contact_import.providers.sandbox.app import SandboxState, create_sandbox_app
 
-__all__ = ["RunningSandbox", "serve_forever", "start_sandbox"]
+__all__ = ["RunningSandbox", "sandbox_settings", "serve_forever", "start_sandbox"]
 
 _START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 10.0
@@ -73,6 +74,24 @@ def start_sandbox(state: SandboxState, host: str = "127.0.0.1", port: int = 0) -
     sandbox = RunningSandbox(state, _bound_socket(host, port))
     sandbox.start()
     return sandbox
+
+
+def sandbox_settings(base_url: str) -> dict[str, str]:
+    """The settings that point contact-import at a sandbox: base URLs and its OAuth clients.
+
+    The keys are the environment variables, lowercased (``Settings`` field names).
+    """
+    return {
+        "google_people_api_url": base_url,
+        "google_auth_url": f"{base_url}/o/oauth2/v2/auth",
+        "google_token_url": f"{base_url}/token",
+        "google_client_id": oauth.GOOGLE_CLIENT_ID,
+        "google_client_secret": oauth.GOOGLE_CLIENT_SECRET,
+        "microsoft_graph_api_url": base_url,
+        "microsoft_login_url": base_url,
+        "microsoft_client_id": oauth.MICROSOFT_CLIENT_ID,
+        "microsoft_client_secret": oauth.MICROSOFT_CLIENT_SECRET,
+    }
 
 
 def serve_forever(state: SandboxState, host: str = "127.0.0.1", port: int = 8900) -> None:
