@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 
 from contact_import.connect import Connections
 from contact_import.crypto import TokenCipher
+from contact_import.metrics import Metrics
 from contact_import.providers.factory import SourceFactory
 from contact_import.runner.importer import Importer
 from contact_import.settings import Settings
@@ -30,6 +31,7 @@ class Runtime:
     http: httpx.Client
     importer: Importer
     connections: Connections
+    metrics: Metrics
 
     @classmethod
     def build(cls, settings: Settings, *, migrate: bool = False) -> Runtime:
@@ -58,7 +60,7 @@ class Runtime:
         connections = Connections(
             settings=settings, engine=engine, http=http, cipher=cipher, grants=grants, jobs=jobs
         )
-        return cls(settings, engine, jobs, grants, http, importer, connections)
+        return cls(settings, engine, jobs, grants, http, importer, connections, Metrics())
 
     def close(self) -> None:
         self.http.close()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contact_import.errors import ConfigError
 
@@ -41,6 +42,8 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = Field(default=20.0, gt=0)
     provider_max_retries: int = Field(default=3, ge=0, le=10)
     public_base_url: str = "http://127.0.0.1:8000"
+    # Browser origins allowed to call the API (CORS_ORIGINS, comma-separated or a JSON list).
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     default_phone_region: str | None = "US"
     google_client_id: str | None = None
     google_client_secret: str | None = None
@@ -52,6 +55,16 @@ class Settings(BaseSettings):
     microsoft_tenant: str = "common"
     microsoft_login_url: str = "https://login.microsoftonline.com"
     microsoft_graph_api_url: str = "https://graph.microsoft.com"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [o.strip() for o in text.split(",") if o.strip()]
+        return value
 
     @field_validator("default_phone_region")
     @classmethod

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 from types import FrameType
 from typing import Annotated
 
 import typer
+import uvicorn
 
 from contact_import.cli import demo as demo_command
 from contact_import.cli.common import (
@@ -18,11 +21,17 @@ from contact_import.cli.common import (
     setup_logging,
 )
 from contact_import.cli.jobs import jobs_app
+from contact_import.errors import ConfigError
 from contact_import.providers.sandbox.app import SandboxState
-from contact_import.providers.sandbox.server import sandbox_settings, serve_forever
+from contact_import.providers.sandbox.server import (
+    sandbox_settings,
+    serve_forever,
+    start_sandbox,
+)
 from contact_import.runner.tick import run_tick
 from contact_import.runner.worker import Worker
 from contact_import.store.db import create_db_engine, upgrade_database
+from contact_import.web.app import create_app
 
 app = typer.Typer(
     name="contact-import",
@@ -96,6 +105,35 @@ def worker(
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
         w.run(once=once)
+
+
+@app.command()
+@friendly_errors
+def serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="serve only; imports run in `worker`/cron")
+    ] = False,
+    with_sandbox: Annotated[
+        bool, typer.Option("--sandbox", help="development: run the fake providers in-process")
+    ] = False,
+    log_level: LogLevel = "info",
+) -> None:
+    """The HTTP API and status page (uvicorn), importing in-process unless --no-worker."""
+    setup_logging(log_level)
+    # Unless told otherwise, OAuth redirects come back to where we listen.
+    here = {} if "PUBLIC_BASE_URL" in os.environ else {"public_base_url": f"http://{host}:{port}"}
+    settings = load_settings(**here)
+    if with_sandbox and not settings.dev_mode:
+        raise ConfigError("--sandbox is for development (CONTACT_IMPORT_ENV=development)")
+    with contextlib.ExitStack() as stack:
+        if with_sandbox:
+            running = stack.enter_context(start_sandbox(SandboxState()))
+            settings = load_settings(**here, **sandbox_settings(running.base_url))
+            console.print(f"sandbox providers on {running.base_url}", highlight=False)
+        web_app = create_app(settings, run_worker=not no_worker)
+        uvicorn.run(web_app, host=host, port=port, log_level=log_level, access_log=False)
 
 
 @app.command()

@@ -1,0 +1,104 @@
+"""``create_app(settings)``: the FastAPI application, with everything built in its lifespan."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from contact_import import __version__
+from contact_import.runner.worker import Worker
+from contact_import.runtime import Runtime
+from contact_import.settings import Settings
+from contact_import.web.pages import status as status_pages
+from contact_import.web.problems import install_problem_handlers
+from contact_import.web.routes import contacts, cron, imports, ops
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("contact_import.web")
+
+
+def create_app(
+    settings: Settings, *, runtime: Runtime | None = None, run_worker: bool = False
+) -> FastAPI:
+    """The API and the status page. ``run_worker`` also imports in this process (`serve`).
+
+    Pass ``runtime`` to share one (tests); otherwise it is built when the app starts.
+    """
+    settings.require_secrets("token_encryption_key", "cron_secret", "jwt_secret")
+
+    holder = _RuntimeHolder(settings, runtime)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = holder.get()
+        worker, thread = _start_worker(rt) if run_worker else (None, None)
+        try:
+            yield
+        finally:
+            if worker is not None and thread is not None:
+                worker.request_stop()
+                thread.join(timeout=60)
+            holder.close()
+
+    app = FastAPI(
+        title="contact-import",
+        version=__version__,
+        summary="Import address books from Google and Microsoft in background jobs.",
+        lifespan=lifespan,
+    )
+    app.state.runtime_holder = holder
+    install_problem_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "x-cron-secret"],
+            max_age=600,
+        )
+    for module in (cron, imports, contacts, ops, status_pages):
+        app.include_router(module.router)
+    return app
+
+
+class _RuntimeHolder:
+    """Builds the runtime once, at startup or (serverless hosts that skip the ASGI lifespan)
+    on the first request."""
+
+    def __init__(self, settings: Settings, runtime: Runtime | None) -> None:
+        self._settings = settings
+        self._runtime = runtime
+        self._own = runtime is None
+        self._lock = threading.Lock()
+
+    def get(self) -> Runtime:
+        with self._lock:
+            if self._runtime is None:
+                self._runtime = Runtime.build(self._settings, migrate=self._settings.dev_mode)
+            return self._runtime
+
+    def close(self) -> None:
+        with self._lock:
+            if self._own and self._runtime is not None:
+                self._runtime.close()
+                self._runtime = None
+
+
+def _start_worker(rt: Runtime) -> tuple[Worker, threading.Thread]:
+    worker = Worker(
+        rt.engine,
+        rt.jobs,
+        rt.importer,
+        concurrency=rt.settings.worker_concurrency,
+        poll_seconds=rt.settings.worker_poll_seconds,
+    )
+    thread = threading.Thread(target=worker.run, name="worker", daemon=True)
+    thread.start()
+    log.info("in-process worker started", extra={"worker": worker.name})
+    return worker, thread

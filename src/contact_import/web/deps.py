@@ -1,0 +1,52 @@
+"""Dependencies of the routes, as ``Annotated`` aliases: the runtime and the signed-in user."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from contact_import.runtime import Runtime
+from contact_import.web.problems import Unauthorized
+
+__all__ = ["CurrentUser", "Rt", "current_user", "get_runtime"]
+
+_bearer = HTTPBearer(auto_error=False, description="a Supabase-style HS256 JWT; user id in sub")
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime_holder.get()
+    return runtime
+
+
+Rt = Annotated[Runtime, Depends(get_runtime)]
+
+
+def current_user(
+    rt: Rt, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> str:
+    """The ``sub`` of a valid bearer JWT (HS256, JWT_SECRET, audience, expiry required)."""
+    secret = rt.settings.jwt_secret
+    if credentials is None or not secret:
+        raise Unauthorized("sign in: send Authorization: Bearer <JWT>")
+    try:
+        claims = jwt.decode(
+            credentials.credentials,
+            secret,
+            algorithms=["HS256"],
+            audience=rt.settings.jwt_audience,
+            options={"require": ["exp", "sub"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("your session expired: sign in again") from None
+    except jwt.InvalidTokenError:
+        raise Unauthorized("the bearer token is not valid") from None
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject:
+        raise Unauthorized("the bearer token names no user")
+    return subject
+
+
+CurrentUser = Annotated[str, Depends(current_user)]

@@ -1,0 +1,88 @@
+"""What the API answers, as pydantic models: the OpenAPI schema is generated from these."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from contact_import.store.jobs import Job
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(description="what went wrong, readable by a person")
+
+
+class AuthUrlOut(BaseModel):
+    auth_url: str = Field(description="send the user's browser here to grant access")
+
+
+class JobOut(BaseModel):
+    id: UUID
+    provider: str
+    status: str = Field(description="fetching, processing, completed, failed or cancelled")
+    total_contacts: int
+    processed_contacts: int
+    created_contacts: int
+    updated_contacts: int
+    imported_contacts: int = Field(description="created + updated")
+    skipped_contacts: int
+    failed_contacts: int
+    attempts: int
+    max_attempts: int
+    error_message: str | None
+    cancel_requested: bool
+    started_at: datetime
+    completed_at: datetime | None
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        return cls(
+            id=job.id, provider=job.provider, status=job.status.value,
+            total_contacts=job.total_contacts, processed_contacts=job.processed_contacts,
+            created_contacts=job.created_contacts, updated_contacts=job.updated_contacts,
+            imported_contacts=job.imported_contacts, skipped_contacts=job.skipped_contacts,
+            failed_contacts=job.failed_contacts, attempts=job.attempts,
+            max_attempts=job.max_attempts, error_message=job.error_message,
+            cancel_requested=job.cancel_requested, started_at=job.started_at,
+            completed_at=job.completed_at, updated_at=job.updated_at,
+        )  # fmt: skip
+
+
+class JobsOut(BaseModel):
+    jobs: list[JobOut]
+
+
+class ContactOut(BaseModel):
+    id: UUID
+    display_name: str
+    emails: list[str]
+    phones: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ContactsOut(BaseModel):
+    contacts: list[ContactOut]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null: done")
+
+
+class CronJobIds(BaseModel):
+    processed: list[str]
+    failed: list[str]
+    continuing: list[str] = Field(description="spent the budget or backing off; resume later")
+    cancelled: list[str]
+
+
+class CronOut(BaseModel):
+    message: str
+    processed: int
+    failed: int
+    job_ids: CronJobIds
+
+
+class HealthOut(BaseModel):
+    status: str
+    database: str
