@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, Field
@@ -12,6 +13,12 @@ from contact_import.store.jobs import Job
 
 class ErrorOut(BaseModel):
     error: str = Field(description="what went wrong, readable by a person")
+
+
+# Our validation errors are {"error": ...} too; this replaces FastAPI's default 422 schema.
+VALIDATION_ERROR: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorOut, "description": "a parameter is missing or malformed"}
+}
 
 
 class AuthUrlOut(BaseModel):

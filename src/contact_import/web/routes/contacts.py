@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query
 
 from contact_import.store.contact_list import list_contacts
 from contact_import.web.deps import CurrentUser, Rt
-from contact_import.web.schemas import ContactOut, ContactsOut, ErrorOut
+from contact_import.web.schemas import VALIDATION_ERROR, ContactOut, ContactsOut, ErrorOut
 
-router = APIRouter(tags=["contacts"])
+router = APIRouter(tags=["contacts"], responses=VALIDATION_ERROR)
 
 
 @router.get(

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Header, Query
 from contact_import.runner.tick import run_tick
 from contact_import.web.deps import Rt
 from contact_import.web.problems import Unauthorized
-from contact_import.web.schemas import CronOut, ErrorOut
+from contact_import.web.schemas import VALIDATION_ERROR, CronOut, ErrorOut
 
-router = APIRouter(tags=["cron"])
+router = APIRouter(tags=["cron"], responses=VALIDATION_ERROR)
 
 
 def _presented_secrets(
@@ -53,10 +53,12 @@ def process_imports(
     return CronOut.model_validate(summary.to_json())
 
 
-router.add_api_route(
-    "/api/cron/process-imports",
-    process_imports,
-    methods=["GET", "POST"],
-    response_model=CronOut,
-    responses={401: {"model": ErrorOut}},
-)
+for method in ("GET", "POST"):  # Vercel's cron sends GET; POST for everyone else
+    router.add_api_route(
+        "/api/cron/process-imports",
+        process_imports,
+        methods=[method],
+        operation_id=f"process_imports_{method.lower()}",
+        response_model=CronOut,
+        responses={401: {"model": ErrorOut}},
+    )

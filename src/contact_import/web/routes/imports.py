@@ -11,10 +11,10 @@ from fastapi.responses import RedirectResponse
 from contact_import.providers.factory import PROVIDERS
 from contact_import.web.deps import CurrentUser, Rt
 from contact_import.web.problems import ApiProblem, NotFound
-from contact_import.web.schemas import AuthUrlOut, ErrorOut, JobOut, JobsOut
+from contact_import.web.schemas import VALIDATION_ERROR, AuthUrlOut, ErrorOut, JobOut, JobsOut
 from contact_import.web.signing import sign_job_link
 
-router = APIRouter(prefix="/api/v1/contacts/import", tags=["imports"])
+router = APIRouter(prefix="/api/v1/contacts/import", tags=["imports"], responses=VALIDATION_ERROR)
 
 Provider = Annotated[str, Path(description="google or microsoft", pattern="^[a-z]+$")]
 _USER_ERRORS: dict[int | str, dict[str, object]] = {

@@ -9,9 +9,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from contact_import.web.deps import Rt
-from contact_import.web.schemas import HealthOut
+from contact_import.web.schemas import VALIDATION_ERROR, HealthOut
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], responses=VALIDATION_ERROR)
 
 
 @router.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut}})
