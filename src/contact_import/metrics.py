@@ -1,12 +1,179 @@
-"""Prometheus metrics of one process, in their own registry (built once, by the runtime)."""
+"""Prometheus metrics of one process, in their own registry (built once, by the runtime).
+
+Counters move where the event happens (the job store, the importer, the tick); the queue's
+gauges are read from the database at scrape time, so every process reports the same truth
+however many workers share the queue.
+
+    contact_import_claims_total                       jobs claimed (one attempt each)
+    contact_import_reclaims_total                     claims of a job whose lease had expired
+    contact_import_completions_total                  imports completed
+    contact_import_failures_total{reason}             imports failed, see ``FailureReason``
+    contact_import_contacts_processed_total{action}   created / updated / skipped / failed
+    contact_import_import_duration_seconds            histogram: job start to completion
+    contact_import_cron_ticks_total                   ticks run (cron route or `tick`)
+    contact_import_jobs{status}                       gauge, scrape time
+    contact_import_queue_depth                        gauge, scrape time: runnable now
+    contact_import_oldest_waiting_job_age_seconds     gauge, scrape time
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry
+import logging
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING
 
-__all__ = ["Metrics"]
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
+
+from contact_import.domain.job import JobStatus
+from contact_import.errors import (
+    AccessRevoked,
+    ContactImportError,
+    InsufficientScope,
+    MalformedResponse,
+    ProviderUnavailable,
+    RateLimited,
+    RequestRejected,
+)
+
+if TYPE_CHECKING:
+    from contact_import.store.jobs import QueueStats
+
+__all__ = ["CONTACT_ACTIONS", "FailureReason", "Metrics", "failure_reason"]
+
+log = logging.getLogger("contact_import.metrics")
+
+CONTACT_ACTIONS = ("created", "updated", "skipped", "failed")
+
+# Imports last from a second (a small book) to hours (a huge one paced by rate limits).
+_DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, float("inf"))
+
+
+class FailureReason(StrEnum):
+    """The bounded ``reason`` label of failures; chosen from the exception class only."""
+
+    REVOKED = "revoked"  # the user revoked access / the refresh token is dead
+    SCOPE = "scope"  # the grant lacks the contacts scope
+    RATE_LIMITED = "rate_limited"  # attempts exhausted on 429s
+    UNAVAILABLE = "unavailable"  # attempts exhausted on 5xx / timeouts
+    MALFORMED = "malformed"  # attempts exhausted on unreadable bodies
+    GAVE_UP = "gave_up"  # attempts exhausted otherwise (crashed workers, database errors)
+    INTERNAL = "internal"  # a bug: an unexpected exception or a request the provider rejects
+
+
+_REASON_OF: tuple[tuple[type[BaseException], FailureReason], ...] = (
+    (AccessRevoked, FailureReason.REVOKED),
+    (InsufficientScope, FailureReason.SCOPE),
+    (RateLimited, FailureReason.RATE_LIMITED),
+    (ProviderUnavailable, FailureReason.UNAVAILABLE),
+    (MalformedResponse, FailureReason.MALFORMED),
+    (RequestRejected, FailureReason.INTERNAL),
+)
+
+
+def failure_reason(exc: BaseException) -> FailureReason:
+    """The label for a job that failed on ``exc`` (never derived from its message)."""
+    for cls, reason in _REASON_OF:
+        if isinstance(exc, cls):
+            return reason
+    if isinstance(exc, ContactImportError | SQLAlchemyError):
+        return FailureReason.GAVE_UP
+    return FailureReason.INTERNAL
 
 
 class Metrics:
+    """The process's metrics; pass it to what produces events, never import a global."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        r = self.registry
+        self.claims = Counter("contact_import_claims", "Jobs claimed.", registry=r)
+        self.reclaims = Counter(
+            "contact_import_reclaims",
+            "Claims of a job whose previous lease had expired (its worker died or stalled).",
+            registry=r,
+        )
+        self.completions = Counter("contact_import_completions", "Imports completed.", registry=r)
+        self.failures = Counter(
+            "contact_import_failures", "Imports failed, by reason.", ["reason"], registry=r
+        )
+        self.contacts = Counter(
+            "contact_import_contacts_processed",
+            "Contacts processed, by what happened to them.",
+            ["action"],
+            registry=r,
+        )
+        self.import_duration = Histogram(
+            "contact_import_import_duration_seconds",
+            "Seconds from a job's start to its completion.",
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.cron_ticks = Counter(
+            "contact_import_cron_ticks", "Ticks run (cron route or `tick`).", registry=r
+        )
+        # Every label value exists from the start: a rate over a series that appears
+        # mid-way misses its first increment.
+        for reason in FailureReason:
+            self.failures.labels(reason.value)
+        for action in CONTACT_ACTIONS:
+            self.contacts.labels(action)
+
+    def watch_queue(self, stats: Callable[[], QueueStats]) -> None:
+        """Report the queue's gauges, read with ``stats`` at each scrape."""
+        self.registry.register(_QueueCollector(stats))
+
+    def record_failure(self, reason: FailureReason, count: int = 1) -> None:
+        if count:
+            self.failures.labels(reason.value).inc(count)
+
+    def record_contacts(self, counts: dict[str, int]) -> None:
+        for action, n in counts.items():
+            if n:
+                self.contacts.labels(action).inc(n)
+
+    def record_completion(self, started_at: datetime, now: datetime | None = None) -> None:
+        self.completions.inc()
+        elapsed = ((now or datetime.now(UTC)) - started_at).total_seconds()
+        self.import_duration.observe(max(0.0, elapsed))
+
+
+class _QueueCollector(Collector):
+    """Gauges computed from the database when Prometheus scrapes, not kept in memory."""
+
+    def __init__(self, stats: Callable[[], QueueStats]) -> None:
+        self._stats = stats
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        # Names only: registering must not query the database.
+        return _families()
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        try:
+            stats = self._stats()
+        except SQLAlchemyError as exc:
+            log.warning("queue metrics unavailable: database error (%s)", type(exc).__name__)
+            return []
+        jobs, depth, oldest = _families()
+        for status in JobStatus:
+            jobs.add_metric([status.value], stats.by_status.get(status.value, 0))
+        depth.add_metric([], stats.runnable)
+        oldest.add_metric([], stats.oldest_wait_seconds)
+        return [jobs, depth, oldest]
+
+
+def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+    return (
+        GaugeMetricFamily("contact_import_jobs", "Jobs by status.", labels=["status"]),
+        GaugeMetricFamily(
+            "contact_import_queue_depth", "Active jobs runnable now (due, unleased, not held)."
+        ),
+        GaugeMetricFamily(
+            "contact_import_oldest_waiting_job_age_seconds",
+            "Seconds the longest-waiting runnable job has been due; 0 when none waits.",
+        ),
+    )

@@ -39,9 +39,14 @@ class Runtime:
         engine = create_db_engine(settings.database_url, pool_size=settings.worker_concurrency + 2)
         if migrate:
             upgrade_database(engine)
+        metrics = Metrics()
         jobs = JobStore(
-            engine, lease_seconds=settings.lease_seconds, max_attempts=settings.max_attempts
+            engine,
+            lease_seconds=settings.lease_seconds,
+            max_attempts=settings.max_attempts,
+            metrics=metrics,
         )
+        metrics.watch_queue(jobs.queue_stats)
         cipher = TokenCipher(settings.token_keys())
         grants = GrantStore(engine, cipher)
         http = httpx.Client(
@@ -56,11 +61,12 @@ class Runtime:
             grants=grants,
             lease_seconds=settings.lease_seconds,
             default_region=settings.default_phone_region,
+            metrics=metrics,
         )
         connections = Connections(
             settings=settings, engine=engine, http=http, cipher=cipher, grants=grants, jobs=jobs
         )
-        return cls(settings, engine, jobs, grants, http, importer, connections, Metrics())
+        return cls(settings, engine, jobs, grants, http, importer, connections, metrics)
 
     def close(self) -> None:
         self.http.close()

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contact_import.errors import ConfigError
+from contact_import.logs import LogFormat
 
 __all__ = ["DEV_TOKEN_ENCRYPTION_KEY", "Settings"]
 
@@ -45,6 +46,8 @@ class Settings(BaseSettings):
     # Browser origins allowed to call the API (CORS_ORIGINS, comma-separated or a JSON list).
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     default_phone_region: str | None = "US"
+    # Log lines as key=value text (for people) or one JSON object each (for log pipelines).
+    log_format: LogFormat = "text"
     google_client_id: str | None = None
     google_client_secret: str | None = None
     google_auth_url: str = "https://accounts.google.com/o/oauth2/v2/auth"

@@ -133,6 +133,9 @@ def serve(
             settings = load_settings(**here, **sandbox_settings(running.base_url))
             console.print(f"sandbox providers on {running.base_url}", highlight=False)
         web_app = create_app(settings, run_worker=not no_worker)
+        # uvicorn drains on SIGTERM, then raises the signal again with the handler it found:
+        # make that one a no-op, so a graceful stop exits 0 instead of dying by the signal.
+        signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
         uvicorn.run(web_app, host=host, port=port, log_level=log_level, access_log=False)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
@@ -16,6 +14,7 @@ from rich.console import Console
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from contact_import.errors import ConfigError, ContactImportError
+from contact_import.logs import configure_logging
 from contact_import.runtime import Runtime
 from contact_import.settings import Settings
 
@@ -79,24 +78,9 @@ def parse_job_id(raw: str) -> UUID:
         raise ConfigError(f"{raw!r} is not a job id (a UUID)") from None
 
 
-_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
-
-
-class KeyValueFormatter(logging.Formatter):
-    """The message, then the record's ``extra=`` fields as key=value (job_id=…, contacts=…)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        fields = {k: v for k, v in vars(record).items() if k not in _RECORD_FIELDS}
-        return line + "".join(f" {k}={v}" for k, v in fields.items())
-
-
 def setup_logging(level: str) -> None:
-    name = level.upper()
-    if name not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigError(f"unknown log level {level!r}; one of debug, info, warning, error")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=name, handlers=[handler], force=True)
-    # httpx logs every request URL at INFO; ours say what matters, without URLs.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    """Log to stderr at ``level``, in the format ``LOG_FORMAT`` names (text or json)."""
+    try:
+        configure_logging(level, load_settings().log_format)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None

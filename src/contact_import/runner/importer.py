@@ -24,10 +24,11 @@ from contact_import.errors import (
     PermanentProviderError,
     RateLimited,
 )
+from contact_import.metrics import FailureReason, Metrics, failure_reason
 from contact_import.providers.base import ContactPage, ContactSource
 from contact_import.store.contacts import Incoming, PageResult, apply_page
 from contact_import.store.grants import GrantStore
-from contact_import.store.jobs import Job, JobStore, Lease
+from contact_import.store.jobs import Job, JobStore, Lease, PageCounts
 
 __all__ = ["ImportBudget", "Importer", "Outcome"]
 
@@ -113,6 +114,34 @@ class _Fetched(NamedTuple):
     incoming: list[Incoming]
 
 
+@dataclass
+class _Progress:
+    """What this run added to the job, for the log lines (the database holds the truth)."""
+
+    pages: int = 0
+    created: int = 0
+    updated: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+    def add(self, counts: PageCounts) -> None:
+        self.pages += 1
+        self.created += counts.created
+        self.updated += counts.updated
+        self.skipped += counts.skipped
+        self.failed += counts.failed
+
+    def totals(self, job: Job) -> dict[str, int]:
+        """The job's counts at claim time plus this run's: its counts now."""
+        return {
+            "pages": job.pages_done + self.pages,
+            "contacts_created": job.created_contacts + self.created,
+            "contacts_updated": job.updated_contacts + self.updated,
+            "contacts_skipped": job.skipped_contacts + self.skipped,
+            "contacts_failed": job.failed_contacts + self.failed,
+        }
+
+
 class _Stopping(Exception):
     """The worker is shutting down while the client waits to retry: yield the job now."""
 
@@ -128,6 +157,7 @@ class Importer:
         lease_seconds: float,
         default_region: str | None,
         jitter: Callable[[], float] = random.random,
+        metrics: Metrics | None = None,
     ) -> None:
         self._engine = engine
         self._jobs = jobs
@@ -136,32 +166,41 @@ class Importer:
         self._lease_seconds = lease_seconds
         self._region = default_region
         self._jitter = jitter
+        self._metrics = metrics or Metrics()
 
     def run(self, job: Job, budget: ImportBudget, stop: threading.Event | None = None) -> Outcome:
         """Import pages of a claimed job until it ends or must yield; never raises."""
         stop = stop or threading.Event()
         lease = job.lease
         extra = {"job_id": str(job.id), "provider": job.provider, "attempt": job.attempts}
-        log.info("job claimed", extra=extra)
+        log.info("job claimed", extra=extra | {"resuming": job.page_cursor is not None})
+        progress = _Progress()
         try:
-            outcome = self._run_pages(job, lease, budget, stop)
+            outcome = self._run_pages(job, lease, budget, stop, progress)
         except LeaseLost:
             log.warning("lease lost; another worker owns the job now", extra=extra)
             return Outcome.LEASE_LOST
         except _Stopping:
             return self._yield(lease)
         except PermanentProviderError as exc:
-            return self._fail(lease, str(exc), extra)
+            return self._fail(lease, str(exc), extra, failure_reason(exc))
         except (ContactImportError, SQLAlchemyError) as exc:
             return self._retry_later(job, exc, _error_text(exc), extra)
         except Exception as exc:
             log.exception("unexpected error in import", extra=extra)
             return self._retry_later(job, exc, f"internal error ({type(exc).__name__})", extra)
-        log.info("job %s", outcome.value, extra=extra)
+        if outcome is Outcome.COMPLETED:
+            self._metrics.record_completion(job.started_at)
+        log.info("job %s", outcome.value, extra=extra | progress.totals(job))
         return outcome
 
     def _run_pages(
-        self, job: Job, lease: Lease, budget: ImportBudget, stop: threading.Event
+        self,
+        job: Job,
+        lease: Lease,
+        budget: ImportBudget,
+        stop: threading.Event,
+        progress: _Progress,
     ) -> Outcome:
         listing = _Listing(self._sources, job, self._lease_keeping_sleep(lease, stop.is_set))
         cursor = job.page_cursor
@@ -171,6 +210,7 @@ class Importer:
             started = budget.clock()
             page, incoming = self._fetch(listing, job, cursor)
             result = self._store(job, lease, page, incoming)
+            progress.add(result.counts)
             budget.record_page(budget.clock() - started)
             if page.next_cursor is None:
                 return Outcome.COMPLETED
@@ -219,12 +259,23 @@ class Importer:
             grants=self._grants,
             grant_id=job.grant_id,
         )
+        counts = result.counts
+        self._metrics.record_contacts(
+            {
+                "created": counts.created,
+                "updated": counts.updated,
+                "skipped": counts.skipped,
+                "failed": counts.failed,
+            }
+        )
         log.info(
-            "page stored",
+            "page imported",
             extra={
                 "job_id": str(job.id),
                 "contacts": len(incoming),
-                **result.counts.as_log_fields(),
+                "provider_total": page.total,
+                "last_page": page.next_cursor is None,
+                **counts.as_log_fields(),
             },
         )
         return result
@@ -256,12 +307,16 @@ class Importer:
 
         return sleep
 
-    def _fail(self, lease: Lease, message: str, extra: dict[str, object]) -> Outcome:
-        log.warning("job failed: %s", message, extra=extra)
+    def _fail(
+        self, lease: Lease, message: str, extra: dict[str, object], reason: FailureReason
+    ) -> Outcome:
         try:
             self._jobs.finish(lease, JobStatus.FAILED, message)
         except (LeaseLost, SQLAlchemyError):
+            log.warning("could not record the failure: lease lost", extra=extra)
             return Outcome.LEASE_LOST
+        self._metrics.record_failure(reason)
+        log.warning("job failed: %s", message, extra=extra | {"reason": reason.value})
         return Outcome.FAILED
 
     def _retry_later(
@@ -271,7 +326,10 @@ class Importer:
         decision = decide_retry(job.attempts, job.max_attempts, self._jitter(), retry_after)
         if decision.delay is None:
             return self._fail(
-                job.lease, f"{message} (gave up after {job.attempts} attempts)", extra
+                job.lease,
+                f"{message} (gave up after {job.attempts} attempts)",
+                extra,
+                failure_reason(exc),
             )
         log.warning("transient error, retrying in %.0fs: %s", decision.delay, message, extra=extra)
         try:

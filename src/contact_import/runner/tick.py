@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from contact_import.metrics import Metrics
 from contact_import.runner.importer import ImportBudget, Importer, Outcome
 from contact_import.store.jobs import JobStore, new_worker_name
 
@@ -56,12 +57,16 @@ def run_tick(
     budget_seconds: float,
     max_jobs: int,
     worker: str | None = None,
+    metrics: Metrics | None = None,
 ) -> TickSummary:
     """Settle dead leases, claim up to ``max_jobs`` and import them side by side.
 
     Each job stops at a page boundary when the shared budget cannot fit another page, and
-    resumes from its cursor on a later tick.
+    resumes from its cursor on a later tick. The tick is counted on ``metrics``, by default
+    the job store's.
     """
+    (metrics or jobs.metrics).cron_ticks.inc()
+    log.info("tick started", extra={"budget_seconds": budget_seconds, "max_jobs": max_jobs})
     budget = ImportBudget.seconds(budget_seconds)
     reaped_failed, reaped_cancelled = jobs.reap()
     if reaped_failed or reaped_cancelled:
@@ -73,10 +78,22 @@ def run_tick(
     if not claimed:
         log.info("no pending jobs")
         return summary
-    log.info("claimed jobs", extra={"count": len(claimed)})
+    log.info(
+        "found pending jobs",
+        extra={"count": len(claimed), "job_ids": [str(job.id) for job in claimed]},
+    )
     with ThreadPoolExecutor(max_workers=len(claimed), thread_name_prefix="tick") as pool:
         outcomes = list(pool.map(lambda job: importer.run(job, budget), claimed))
     for job, outcome in zip(claimed, outcomes, strict=True):
         summary.add(job.id, outcome)
     summary.longest_page_seconds = budget.longest_page
+    log.info(
+        "tick finished",
+        extra={
+            "processed": len(summary.processed),
+            "failed": len(summary.failed),
+            "continuing": len(summary.continuing),
+            "cancelled": len(summary.cancelled),
+        },
+    )
     return summary

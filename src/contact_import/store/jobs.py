@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from contact_import.domain.job import ACTIVE_STATUSES, JobStatus
 from contact_import.errors import JobNotFound, JobStateConflict, LeaseLost
+from contact_import.metrics import FailureReason, Metrics
 from contact_import.store.db import is_postgres
 from contact_import.store.schema import ACTIVE_SQL, UTCDateTime, imported_contacts, jobs
 
@@ -30,6 +31,7 @@ __all__ = [
     "JobStore",
     "Lease",
     "PageCounts",
+    "QueueStats",
     "checkpoint",
     "new_worker_name",
 ]
@@ -119,6 +121,15 @@ class PageCounts:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """What the queue looks like right now (for the scrape-time gauges)."""
+
+    by_status: dict[str, int]
+    runnable: int
+    oldest_wait_seconds: float
+
+
 def new_worker_name() -> str:
     return f"{socket.gethostname()}:{secrets.token_hex(3)}"
 
@@ -169,6 +180,18 @@ def checkpoint(
     return bool(cancel)
 
 
+def _runnable(now: ColumnElement[datetime]) -> ColumnElement[bool]:
+    """A job a claim may take now: active, due, not leased or its lease expired (a crashed
+    worker's job), attempts left, no cancel pending."""
+    return and_(
+        jobs.c.status.in_(_ACTIVE),
+        jobs.c.run_after <= now,
+        or_(jobs.c.locked_by.is_(None), jobs.c.lease_expires_at < now),
+        jobs.c.attempts < jobs.c.max_attempts,
+        jobs.c.cancel_requested.is_(False),
+    )
+
+
 def _final_values(conn: Connection, status: JobStatus, error: str | None) -> dict[str, Any]:
     return {
         "status": status.value,
@@ -191,10 +214,18 @@ def _notify(conn: Connection, job_id: UUID) -> None:
 class JobStore:
     """Job operations, each in its own transaction."""
 
-    def __init__(self, engine: Engine, *, lease_seconds: float, max_attempts: int = 5) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        lease_seconds: float,
+        max_attempts: int = 5,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.engine = engine
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
+        self.metrics = metrics or Metrics()
 
     # -- creating and reading -------------------------------------------------------------
 
@@ -287,28 +318,38 @@ class JobStore:
     def claim(self, worker: str, limit: int) -> list[Job]:
         """Claim up to ``limit`` runnable jobs in ONE statement, each under a fresh lease.
 
-        Runnable: active, due (``run_after``), not leased or its lease expired (a crashed
-        worker's job is reclaimed here), attempts left, no cancel pending. On Postgres,
-        ``FOR UPDATE SKIP LOCKED`` lets concurrent claimers pass over each other's rows instead
-        of waiting or double-claiming; on SQLite the whole statement runs under the write lock
-        ``BEGIN IMMEDIATE`` takes. ``attempts`` grows here, so a crashed attempt still counts.
+        Runnable: see ``_runnable``; a crashed worker's job (lease expired) is reclaimed here.
+        On Postgres, ``FOR UPDATE SKIP LOCKED`` lets concurrent claimers pass over each other's
+        rows instead of waiting or double-claiming; on SQLite the whole statement runs under
+        the write lock ``BEGIN IMMEDIATE`` takes. ``attempts`` grows here, so a crashed attempt
+        still counts.
         """
         locked_by = f"{worker}/{secrets.token_hex(4)}"
         with self.engine.begin() as conn:
             now = db_now(conn)
+            # MATERIALIZED: evaluated once, before the update, so ``reclaimed`` reports each
+            # row as it was (leased by a dead worker or not).
             picked = (
-                select(jobs.c.id)
-                .where(jobs.c.status.in_(_ACTIVE), jobs.c.run_after <= now)
-                .where(or_(jobs.c.locked_by.is_(None), jobs.c.lease_expires_at < now))
-                .where(jobs.c.attempts < jobs.c.max_attempts, jobs.c.cancel_requested.is_(False))
+                select(jobs.c.id.label("job_id"), jobs.c.locked_by.is_not(None).label("reclaimed"))
+                .where(_runnable(now))
                 .order_by(jobs.c.run_after, jobs.c.started_at)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
                 .cte("picked")
+                .prefix_with("MATERIALIZED")
+            )
+            # A subquery, not UPDATE … FROM picked: SQLite's RETURNING cannot name a FROM
+            # table. ``job_id`` is distinct from ``id`` so the unqualified names SQLite's
+            # RETURNING renders still resolve to picked and to the updated row.
+            reclaimed = (
+                select(picked.c.reclaimed)
+                .where(picked.c.job_id == jobs.c.id)
+                .scalar_subquery()
+                .label("reclaimed")
             )
             stmt = (
                 sql_update(jobs)
-                .where(jobs.c.id.in_(select(picked.c.id)))
+                .where(jobs.c.id.in_(select(picked.c.job_id)))
                 .values(
                     status=JobStatus.PROCESSING.value,
                     locked_by=locked_by,
@@ -316,9 +357,12 @@ class JobStore:
                     attempts=jobs.c.attempts + 1,
                     updated_at=now,
                 )
-                .returning(*jobs.c)
+                .returning(*jobs.c, reclaimed)
             )
-            return sorted((Job.from_row(r) for r in conn.execute(stmt)), key=lambda j: j.run_after)
+            rows = conn.execute(stmt).all()
+        self.metrics.claims.inc(len(rows))
+        self.metrics.reclaims.inc(sum(1 for r in rows if r.reclaimed))
+        return sorted((Job.from_row(r) for r in rows), key=lambda j: j.run_after)
 
     def reap(self) -> tuple[int, int]:
         """Settle expired leases that must not be claimed again: (failed, cancelled).
@@ -349,7 +393,29 @@ class JobStore:
                     )
                 )
             ).rowcount
+        self.metrics.record_failure(FailureReason.GAVE_UP, failed)
         return failed, cancelled
+
+    def queue_stats(self) -> QueueStats:
+        """Jobs by status, runnable jobs and the longest wait, in one GROUP BY."""
+        with self.engine.connect() as conn:
+            now = db_now(conn)
+            runnable = _runnable(now)
+            stmt = select(
+                jobs.c.status,
+                func.count().label("total"),
+                func.count().filter(runnable).label("runnable"),
+                func.min(jobs.c.run_after).filter(runnable).label("waiting_since"),
+                now.label("now"),
+            ).group_by(jobs.c.status)
+            rows = conn.execute(stmt).all()
+        since = [r.waiting_since for r in rows if r.waiting_since is not None]
+        oldest = (rows[0].now - min(since)).total_seconds() if since else 0.0
+        return QueueStats(
+            by_status={r.status: r.total for r in rows},
+            runnable=sum(r.runnable for r in rows),
+            oldest_wait_seconds=max(0.0, oldest),
+        )
 
     def heartbeat(self, lease: Lease) -> None:
         """Extend the lease; LeaseLost if it is no longer ours."""

@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import Headers
 
 from contact_import import __version__
 from contact_import.runner.worker import Worker
@@ -51,12 +53,14 @@ def create_app(
         version=__version__,
         summary="Import address books from Google and Microsoft in background jobs.",
         lifespan=lifespan,
+        # Vercel's cron does not follow redirects: no 307 from /path/ to /path, ever.
+        redirect_slashes=False,
     )
     app.state.runtime_holder = holder
     install_problem_handlers(app)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            JsonCORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "x-cron-secret"],
@@ -65,6 +69,17 @@ def create_app(
     for module in (cron, imports, contacts, ops, status_pages):
         app.include_router(module.router)
     return app
+
+
+class JsonCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, but a refused preflight is JSON ``{"error": ...}`` like every error."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        message = bytes(response.body).decode() or "CORS preflight refused"
+        return JSONResponse({"error": message}, status_code=response.status_code)
 
 
 class _RuntimeHolder:

@@ -39,7 +39,11 @@ def start(provider: Provider, user: CurrentUser, rt: Rt) -> AuthUrlOut:
     "/{provider}/callback",
     status_code=303,
     response_class=RedirectResponse,
-    responses={303: {"description": "to the job's status page"}, 400: {"model": ErrorOut}},
+    responses={
+        303: {"description": "to the job's status page"},
+        400: {"model": ErrorOut},
+        404: {"model": ErrorOut},
+    },
 )
 def callback(
     provider: Provider,

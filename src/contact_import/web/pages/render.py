@@ -1,0 +1,123 @@
+"""The pages' HTML: templates filled with escaped values, and the headers they are served with.
+
+Job fields are data (an error message may hold anything a provider said), so every value is
+escaped before it reaches the markup; the only unescaped pieces are attributes built here from
+integers. The script updates the page through ``textContent`` for the same reason.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Mapping
+from string import Template
+
+from contact_import.web.pages.assets import find_asset, template
+from contact_import.web.schemas import JobOut
+
+__all__ = ["FINAL_STATUSES", "home_page", "page_headers", "status_page"]
+
+FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+
+_HEADLINES = {
+    "fetching": "Waiting to start…",
+    "processing": "Importing…",
+    "completed": "Import complete",
+    "failed": "Import failed",
+    "cancelled": "Import cancelled",
+}
+_PROVIDERS = {"google": "Google", "microsoft": "Microsoft"}
+
+# No inline script or style anywhere: the pages load only their own static files and fetch
+# only their own origin.
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+def page_headers(*, form_targets: Iterable[str] = ()) -> dict[str, str]:
+    """Headers of an HTML page; ``form_targets``: origins its forms may lead to (redirects too)."""
+    targets = " ".join(["'self'", *form_targets]) if form_targets else "'none'"
+    return {
+        "Content-Security-Policy": f"{_CSP}; form-action {targets}",
+        # The status page's URL carries its token: never send it on to another site.
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+    }
+
+
+def status_page(job: JobOut, progress_url: str) -> str:
+    """The live status page of ``job``; its script polls ``progress_url``."""
+    return _fill("status.html", _status_text(job, progress_url), _bar_markup(job))
+
+
+def home_page(*, default_contacts: int, max_contacts: int) -> str:
+    """The development home page: start a sandbox import with either provider."""
+    text = {"default_contacts": str(default_contacts), "max_contacts": str(max_contacts)}
+    return _fill("home.html", text, {})
+
+
+def _status_text(job: JobOut, progress_url: str) -> dict[str, str]:
+    provider = _PROVIDERS.get(job.provider, job.provider)
+    percent = _percent(job)
+    return {
+        "title": f"{percent} · {provider} import" if percent else f"{provider} import",
+        "progress_url": progress_url,
+        "card_class": f"card done-{job.status}" if job.status in FINAL_STATUSES else "card",
+        "provider": provider,
+        "status": job.status,
+        "headline": _HEADLINES.get(job.status, job.status),
+        "processed": f"{job.processed_contacts:,}",
+        "total": f"{job.total_contacts:,}",
+        "percent": percent,
+        "created": f"{job.created_contacts:,}",
+        "updated": f"{job.updated_contacts:,}",
+        "skipped": f"{job.skipped_contacts:,}",
+        "failed": f"{job.failed_contacts:,}",
+        "error": job.error_message or "",
+        "attempts": f"{job.attempts:,}",
+        "max_attempts": f"{job.max_attempts:,}",
+        "live": "Final" if job.status in FINAL_STATUSES else "Updating live",
+    }
+
+
+def _percent(job: JobOut) -> str:
+    if job.total_contacts > 0:
+        done = min(job.processed_contacts, job.total_contacts)
+        return f"{100 * done // job.total_contacts}%"
+    return "100%" if job.status == "completed" else ""
+
+
+def _bar_markup(job: JobOut) -> dict[str, str]:
+    """The bar's attributes (integers only); no ``value`` makes it indeterminate."""
+    if job.total_contacts > 0:
+        bar_max, value = job.total_contacts, min(job.processed_contacts, job.total_contacts)
+    elif job.status == "completed":
+        bar_max, value = 1, 1
+    else:
+        bar_max, value = 1, None
+    return {
+        "bar_max": str(int(bar_max)),
+        "bar_value": "" if value is None else f' value="{int(value)}"',
+        "error_hidden": "" if job.error_message else " hidden",
+    }
+
+
+def _fill(name: str, text: Mapping[str, str], trusted_markup: Mapping[str, str]) -> str:
+    """``templates/<name>`` with ``text`` escaped, ``trusted_markup`` as is, and asset URLs."""
+    values = {key: html.escape(value, quote=True) for key, value in text.items()}
+    return Template(template(name)).substitute(
+        values,
+        **trusted_markup,
+        css_url=_asset_url("status.css"),
+        js_url=_asset_url("status.js"),
+        icon_url=_asset_url("favicon.svg"),
+    )
+
+
+def _asset_url(name: str) -> str:
+    asset = find_asset(name)
+    assert asset is not None, name  # the names are constants of this package
+    return html.escape(asset.url, quote=True)
