@@ -8,14 +8,12 @@ worker claimed the job): the caller must stop and write nothing more.
 from __future__ import annotations
 
 import secrets
-import socket
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, func, literal, or_, select, text
+from sqlalchemy import ColumnElement, Connection, Engine, and_, func, or_, select, text
 from sqlalchemy import update as sql_update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -23,7 +21,15 @@ from contact_import.domain.job import ACTIVE_STATUSES, JobStatus
 from contact_import.errors import JobNotFound, JobStateConflict, LeaseLost
 from contact_import.metrics import FailureReason, Metrics
 from contact_import.store.db import is_postgres
-from contact_import.store.schema import ACTIVE_SQL, UTCDateTime, imported_contacts, jobs
+from contact_import.store.job_rows import (
+    Job,
+    Lease,
+    PageCounts,
+    QueueStats,
+    db_now,
+    new_worker_name,
+)
+from contact_import.store.schema import ACTIVE_SQL, imported_contacts, jobs
 
 __all__ = [
     "NOTIFY_CHANNEL",
@@ -38,108 +44,6 @@ __all__ = [
 
 NOTIFY_CHANNEL = "contact_import_jobs"
 _ACTIVE = [s.value for s in ACTIVE_STATUSES]
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """A row of ``contact_import_jobs``."""
-
-    id: UUID
-    user_id: str
-    provider: str
-    status: JobStatus
-    grant_id: UUID | None
-    total_contacts: int
-    processed_contacts: int
-    created_contacts: int
-    updated_contacts: int
-    imported_contacts: int
-    skipped_contacts: int
-    failed_contacts: int
-    pages_done: int
-    page_cursor: str | None
-    error_message: str | None
-    attempts: int
-    max_attempts: int
-    locked_by: str | None
-    lease_expires_at: datetime | None
-    run_after: datetime
-    cancel_requested: bool
-    started_at: datetime
-    completed_at: datetime | None
-    updated_at: datetime
-
-    @classmethod
-    def from_row(cls, row: Any) -> Job:
-        data = {f.name: row._mapping[f.name] for f in fields(cls)}
-        data["status"] = JobStatus(data["status"])
-        return cls(**data)
-
-    @property
-    def lease(self) -> Lease:
-        if self.locked_by is None:
-            raise LeaseLost(f"job {self.id} is not claimed")
-        return Lease(self.id, self.locked_by, self.attempts)
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """The fence for writes to a claimed job."""
-
-    job_id: UUID
-    locked_by: str
-    attempts: int
-
-    def matches(self) -> ColumnElement[bool]:
-        return and_(
-            jobs.c.id == self.job_id,
-            jobs.c.locked_by == self.locked_by,
-            jobs.c.attempts == self.attempts,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class PageCounts:
-    """What one page added to the job's counts."""
-
-    created: int = 0
-    updated: int = 0
-    skipped: int = 0
-    failed: int = 0
-
-    @property
-    def processed(self) -> int:
-        return self.created + self.updated + self.skipped + self.failed
-
-    def as_log_fields(self) -> dict[str, int]:
-        # Prefixed: "created" would collide with a LogRecord attribute.
-        return {
-            "contacts_created": self.created,
-            "contacts_updated": self.updated,
-            "contacts_skipped": self.skipped,
-            "contacts_failed": self.failed,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class QueueStats:
-    """What the queue looks like right now (for the scrape-time gauges)."""
-
-    by_status: dict[str, int]
-    runnable: int
-    oldest_wait_seconds: float
-
-
-def new_worker_name() -> str:
-    return f"{socket.gethostname()}:{secrets.token_hex(3)}"
-
-
-def db_now(conn: Connection, plus_seconds: float = 0.0) -> ColumnElement[datetime]:
-    """The database's clock on Postgres (one clock for every machine); ours on SQLite."""
-    if is_postgres(conn):
-        now = func.now()
-        return now + timedelta(seconds=plus_seconds) if plus_seconds else now
-    return literal(datetime.now(UTC) + timedelta(seconds=plus_seconds), UTCDateTime)
 
 
 def checkpoint(
