@@ -16,6 +16,13 @@ from contact_import.store.jobs import Job
 from contact_import.store.schema import contacts, imported_contacts
 
 
+class RecordedSleeps(list[float]):
+    """Stands in for time.sleep: remembers how long the source wanted to wait."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
 def queue_import(
     rt: Runtime,
     sandbox: RunningSandbox,

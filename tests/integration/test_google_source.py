@@ -6,7 +6,6 @@ import base64
 import json
 import logging
 import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -35,26 +34,9 @@ from contact_import.providers.google import (
 from contact_import.providers.http import backoff_delay, parse_retry_after
 from contact_import.providers.sandbox.app import Faults
 from contact_import.providers.sandbox.server import RunningSandbox
+from tests.helpers import RecordedSleeps
 
 CONNECTIONS = "/v1/people/me/connections"
-
-
-class RecordedSleeps(list[float]):
-    """Stands in for time.sleep: remembers how long the source wanted to wait."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=30) as http:
-        yield http
-
-
-@pytest.fixture
-def sleeps() -> RecordedSleeps:
-    return RecordedSleeps()
 
 
 def make_source(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -34,27 +33,9 @@ from contact_import.providers.sandbox.app import Faults
 from contact_import.providers.sandbox.graph import graph_contact_id
 from contact_import.providers.sandbox.server import RunningSandbox
 from contact_import.runtime import Runtime
-from tests.helpers import assert_consistent, drain, queue_import
+from tests.helpers import RecordedSleeps, assert_consistent, drain, queue_import
 
 CONTACTS = "/v1.0/me/contacts"
-
-
-class RecordedSleeps(list[float]):
-    """Stands in for time.sleep: remembers how long the source wanted to wait."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=30) as http:
-        yield http
-
-
-@pytest.fixture
-def sleeps() -> RecordedSleeps:
-    return RecordedSleeps()
 
 
 def make_source(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -45,12 +44,6 @@ from contact_import.settings import Settings
 REDIRECT_URI = "http://127.0.0.1:8000/api/v1/contacts/import/callback"
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 PROVIDERS = ["google", "microsoft"]
-
-
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=30) as http:
-        yield http
 
 
 def sandbox_settings(base_url: str, **overrides: str) -> Settings:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,12 +14,6 @@ from contact_import.providers.sandbox.graph import graph_contact_id
 from contact_import.providers.sandbox.server import RunningSandbox
 
 CONNECTIONS = "/v1/people/me/connections"
-
-
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=30) as http:
-        yield http
 
 
 def people(
