@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass
 from uuid import UUID
 
+import httpx
 from sqlalchemy import Engine, func, select
 
 from contact_import.providers.sandbox.app import Faults
@@ -21,6 +22,16 @@ class RecordedSleeps(list[float]):
 
     def __call__(self, seconds: float) -> None:
         self.append(seconds)
+
+
+def raw_get(client: httpx.Client, url: str, token: str, **params: str) -> httpx.Response:
+    """A provider API call as-is, for checking the sandbox's own answers."""
+    return client.get(url, params=params, headers={"Authorization": f"Bearer {token}"})
+
+
+def assert_secret_kept(error: BaseException, token: str) -> None:
+    assert token not in str(error)
+    assert token not in repr(error)
 
 
 def queue_import(

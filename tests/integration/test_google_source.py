@@ -34,7 +34,8 @@ from contact_import.providers.google import (
 from contact_import.providers.http import backoff_delay, parse_retry_after
 from contact_import.providers.sandbox.app import Faults
 from contact_import.providers.sandbox.server import RunningSandbox
-from tests.helpers import RecordedSleeps
+from tests import helpers
+from tests.helpers import RecordedSleeps, assert_secret_kept
 
 CONNECTIONS = "/v1/people/me/connections"
 
@@ -67,13 +68,7 @@ def book_of(sandbox: RunningSandbox, token: str) -> list[dict[str, Any]]:
 def raw_get(
     client: httpx.Client, sandbox: RunningSandbox, token: str, **params: str
 ) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {token}"}
-    return client.get(sandbox.base_url + CONNECTIONS, params=params, headers=headers)
-
-
-def assert_secret_kept(error: BaseException, token: str) -> None:
-    assert token not in str(error)
-    assert token not in repr(error)
+    return helpers.raw_get(client, sandbox.base_url + CONNECTIONS, token, **params)
 
 
 # --- listing -------------------------------------------------------------------------------------

@@ -33,7 +33,8 @@ from contact_import.providers.sandbox.app import Faults
 from contact_import.providers.sandbox.graph import graph_contact_id
 from contact_import.providers.sandbox.server import RunningSandbox
 from contact_import.runtime import Runtime
-from tests.helpers import RecordedSleeps, assert_consistent, drain, queue_import
+from tests import helpers
+from tests.helpers import RecordedSleeps, assert_consistent, assert_secret_kept, drain, queue_import
 
 CONTACTS = "/v1.0/me/contacts"
 
@@ -78,13 +79,7 @@ def email_keys(contacts: list[IncomingContact]) -> set[str]:
 def raw_get(
     client: httpx.Client, sandbox: RunningSandbox, token: str, **params: str
 ) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {token}"}
-    return client.get(sandbox.base_url + CONTACTS, params=params, headers=headers)
-
-
-def assert_secret_kept(error: BaseException, token: str) -> None:
-    assert token not in str(error)
-    assert token not in repr(error)
+    return helpers.raw_get(client, sandbox.base_url + CONTACTS, token, **params)
 
 
 # --- listing -------------------------------------------------------------------------------------

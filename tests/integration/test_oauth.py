@@ -96,16 +96,27 @@ def authorize(
     return Authorized(query["code"][0], verifier, state)
 
 
-def connect(client: httpx.Client, provider: OAuthProvider, **options: str) -> TokenSet:
-    authorized = authorize(client, provider, **options)
+def redeem(
+    client: httpx.Client,
+    provider: OAuthProvider,
+    authorized: Authorized,
+    *,
+    verifier: str | None = None,
+    redirect_uri: str = REDIRECT_URI,
+) -> TokenSet:
+    """Exchange the code the authorize step brought back (with its own verifier by default)."""
     return exchange_code(
         client,
         provider,
         code=authorized.code,
-        redirect_uri=REDIRECT_URI,
-        code_verifier=authorized.verifier,
+        redirect_uri=redirect_uri,
+        code_verifier=authorized.verifier if verifier is None else verifier,
         now=NOW,
     )
+
+
+def connect(client: httpx.Client, provider: OAuthProvider, **options: str) -> TokenSet:
+    return redeem(client, provider, authorize(client, provider, **options))
 
 
 def source_for(
@@ -189,25 +200,11 @@ def test_a_wrong_pkce_verifier_is_refused(
     authorized = authorize(client, provider)
     wrong = new_pkce_verifier()
     with pytest.raises(RequestRejected, match="refused the authorization code") as caught:
-        exchange_code(
-            client,
-            provider,
-            code=authorized.code,
-            redirect_uri=REDIRECT_URI,
-            code_verifier=wrong,
-            now=NOW,
-        )
+        redeem(client, provider, authorized, verifier=wrong)
     assert_keeps_secrets(caught.value, authorized.code, wrong, authorized.verifier)
     # the failed attempt spent the code: the right verifier cannot use it any more
     with pytest.raises(RequestRejected):
-        exchange_code(
-            client,
-            provider,
-            code=authorized.code,
-            redirect_uri=REDIRECT_URI,
-            code_verifier=authorized.verifier,
-            now=NOW,
-        )
+        redeem(client, provider, authorized)
 
 
 @pytest.mark.parametrize("name", PROVIDERS)
@@ -233,14 +230,7 @@ def test_the_redirect_uri_must_match_the_authorize_one(
     provider = provider_for(name, sandbox)
     authorized = authorize(client, provider)
     with pytest.raises(RequestRejected):
-        exchange_code(
-            client,
-            provider,
-            code=authorized.code,
-            redirect_uri=REDIRECT_URI + "/elsewhere",
-            code_verifier=authorized.verifier,
-            now=NOW,
-        )
+        redeem(client, provider, authorized, redirect_uri=REDIRECT_URI + "/elsewhere")
 
 
 def test_an_expired_code_is_refused(client: httpx.Client) -> None:
@@ -251,14 +241,7 @@ def test_an_expired_code_is_refused(client: httpx.Client) -> None:
         authorized = authorize(client, provider)
         clock[0] += 61
         with pytest.raises(RequestRejected):
-            exchange_code(
-                client,
-                provider,
-                code=authorized.code,
-                redirect_uri=REDIRECT_URI,
-                code_verifier=authorized.verifier,
-                now=NOW,
-            )
+            redeem(client, provider, authorized)
 
 
 @pytest.mark.parametrize("name", PROVIDERS)
@@ -269,14 +252,7 @@ def test_a_wrong_client_secret_is_a_config_error(
     authorized = authorize(client, good)
     bad = dataclasses.replace(good, client_secret="not-the-secret-at-all")
     with pytest.raises(ConfigError, match="client id or secret is wrong") as caught:
-        exchange_code(
-            client,
-            bad,
-            code=authorized.code,
-            redirect_uri=REDIRECT_URI,
-            code_verifier=authorized.verifier,
-            now=NOW,
-        )
+        redeem(client, bad, authorized)
     assert f"{name.upper()}_CLIENT_SECRET" in str(caught.value)
     assert_keeps_secrets(caught.value, bad.client_secret, good.client_secret, authorized.code)
 
@@ -472,14 +448,7 @@ def test_the_revoked_fault_knob_refuses_the_code_exchange_too(
     authorized = authorize(client, provider, login_hint=account.id)
     sandbox.state.revoke(account)
     with pytest.raises(RequestRejected):
-        exchange_code(
-            client,
-            provider,
-            code=authorized.code,
-            redirect_uri=REDIRECT_URI,
-            code_verifier=authorized.verifier,
-            now=NOW,
-        )
+        redeem(client, provider, authorized)
 
 
 @pytest.mark.parametrize("name", PROVIDERS)
