@@ -13,7 +13,7 @@ from contact_import.metrics import Metrics
 from contact_import.providers.factory import SourceFactory
 from contact_import.runner.importer import Importer
 from contact_import.settings import Settings
-from contact_import.store.db import create_db_engine, upgrade_database
+from contact_import.store.db import create_db_engine, listen_url, upgrade_database
 from contact_import.store.grants import GrantStore
 from contact_import.store.jobs import JobStore
 
@@ -36,7 +36,11 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings, *, migrate: bool = False) -> Runtime:
         settings.require_secrets("token_encryption_key")
-        engine = create_db_engine(settings.database_url, pool_size=settings.worker_concurrency + 2)
+        engine = create_db_engine(
+            settings.database_url,
+            pool_size=settings.worker_concurrency + 2,
+            pooler=settings.database_pooler,
+        )
         if migrate:
             upgrade_database(engine)
         metrics = Metrics()
@@ -67,6 +71,14 @@ class Runtime:
             settings=settings, engine=engine, http=http, cipher=cipher, grants=grants, jobs=jobs
         )
         return cls(settings, engine, jobs, grants, http, importer, connections, metrics)
+
+    @property
+    def listen_url(self) -> str | None:
+        """Where workers LISTEN for new jobs; None: they poll (see ``store.db.listen_url``)."""
+        s = self.settings
+        return listen_url(
+            s.database_url, pooler=s.database_pooler, direct_url=s.database_direct_url
+        )
 
     def close(self) -> None:
         self.http.close()

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contact_import.errors import ConfigError
 from contact_import.logs import LogFormat
+from contact_import.store.pooler import PoolerSetting
 
 __all__ = ["DEV_TOKEN_ENCRYPTION_KEY", "Settings"]
 
@@ -29,6 +30,10 @@ class Settings(BaseSettings):
 
     contact_import_env: Literal["development", "production"] = "production"
     database_url: str = "sqlite:///contact-import.db"
+    # What sits between us and Postgres (README "Poolers"); auto reads it from DATABASE_URL.
+    database_pooler: PoolerSetting = "auto"
+    # A direct (or session-mode) URL for workers' LISTEN when DATABASE_URL is pooled.
+    database_direct_url: str | None = None
     cron_secret: str | None = None
     jwt_secret: str | None = None
     jwt_audience: str = "authenticated"

@@ -52,7 +52,8 @@ LogLevel = Annotated[str, typer.Option("--log-level", help="debug, info, warning
 @friendly_errors
 def db_upgrade() -> None:
     """Create or upgrade the tables (Alembic migrations to head)."""
-    engine = create_db_engine(load_settings().database_url)
+    settings = load_settings()
+    engine = create_db_engine(settings.database_url, pooler=settings.database_pooler)
     try:
         upgrade_database(engine)
     finally:
@@ -97,6 +98,7 @@ def worker(
             rt.importer,
             concurrency=concurrency or rt.settings.worker_concurrency,
             poll_seconds=rt.settings.worker_poll_seconds,
+            listen_url=rt.listen_url,
         )
 
         def _stop(_signum: int, _frame: FrameType | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
@@ -11,12 +12,15 @@ from uuid import UUID
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 from contact_import.errors import ConfigError, ContactImportError
 from contact_import.logs import configure_logging
 from contact_import.runtime import Runtime
 from contact_import.settings import Settings
+
+# Postgres' SQLSTATE for a relation that does not exist: the schema was never created.
+_UNDEFINED_TABLE = "42P01"
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -40,15 +44,30 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
         except ContactImportError as exc:
             raise fail(str(exc)) from None
-        except OperationalError as exc:
-            raise fail(f"cannot use the database: {_first_line(exc.orig)}") from None
-        except ProgrammingError as exc:
-            raise fail(
-                f"database error: {_first_line(exc.orig)} "
-                "(did you run `contact-import db upgrade`?)"
-            ) from None
+        except (OperationalError, ProgrammingError) as exc:
+            raise fail(database_error_message(exc)) from None
 
     return wrapper
+
+
+def database_error_message(exc: DBAPIError) -> str:
+    """One line for a database failure; hints at ``db upgrade`` only if tables are missing."""
+    if schema_missing(exc):
+        return (
+            f"the database has no contact-import tables: {_first_line(exc.orig)} "
+            "(run `contact-import db upgrade`)"
+        )
+    if isinstance(exc, OperationalError):
+        return f"cannot use the database: {_first_line(exc.orig)}"
+    return f"database error: {_first_line(exc.orig)}"
+
+
+def schema_missing(exc: DBAPIError) -> bool:
+    """An undefined table: Postgres SQLSTATE 42P01, or SQLite's "no such table"."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == _UNDEFINED_TABLE:
+        return True
+    return isinstance(orig, sqlite3.OperationalError) and str(orig).startswith("no such table")
 
 
 def _first_line(error: BaseException | None) -> str:

@@ -36,6 +36,7 @@ class Worker:
         poll_seconds: float,
         name: str | None = None,
         reap_seconds: float = 5.0,
+        listen_url: str | None = None,
     ) -> None:
         self._engine = engine
         self._jobs = jobs
@@ -43,6 +44,8 @@ class Worker:
         self._concurrency = concurrency
         self._poll = poll_seconds
         self._reap_seconds = reap_seconds
+        # A libpq URL to LISTEN on (Runtime.listen_url); None: poll only.
+        self._listen_url = listen_url
         self._last_reap = -float("inf")
         self.name = name or new_worker_name()
         self.stop = threading.Event()
@@ -100,20 +103,19 @@ class Worker:
     # -- LISTEN/NOTIFY --------------------------------------------------------------------
 
     def _start_listener(self) -> threading.Thread | None:
-        if not is_postgres(self._engine):
+        if self._listen_url is None or not is_postgres(self._engine):
             return None
-        thread = threading.Thread(target=self._listen, name="listen", daemon=True)
+        thread = threading.Thread(
+            target=self._listen, args=(self._listen_url,), name="listen", daemon=True
+        )
         thread.start()
         return thread
 
-    def _listen(self) -> None:
+    def _listen(self, url: str) -> None:
         """Wake the loop on each NOTIFY; on any error fall back to polling and reconnect."""
-        conninfo = self._engine.url.set(drivername="postgresql").render_as_string(
-            hide_password=False
-        )
         while not self.stop.is_set():
             try:
-                with psycopg.connect(conninfo, autocommit=True) as conn:
+                with psycopg.connect(url, autocommit=True) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     while not self.stop.is_set():
                         for _ in conn.notifies(timeout=1.0, stop_after=1):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +13,23 @@ from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL, Connection
 
 from contact_import.errors import ConfigError
+from contact_import.store.pooler import (
+    PoolerSetting,
+    detect_pooler,
+    resolve_pooler,
+    without_pooler_flag,
+)
 
 __all__ = [
     "create_db_engine",
     "dumps_json",
     "is_postgres",
+    "listen_url",
     "normalize_database_url",
     "upgrade_database",
 ]
+
+log = logging.getLogger("contact_import.db")
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant works: it only has to be the same in every process that migrates.
@@ -35,15 +45,23 @@ def dumps_json(value: Any) -> str:
 
 
 def normalize_database_url(raw: str) -> URL:
-    """Accept the plain ``postgresql://`` / ``postgres://`` URLs Supabase and Heroku hand out."""
+    """Accept the plain ``postgresql://`` / ``postgres://`` URLs Supabase and Heroku hand out.
+
+    Prisma's ``?pgbouncer=true`` is understood (see ``store.pooler``) and removed, since libpq
+    refuses parameters it does not know.
+    """
+    return without_pooler_flag(_parse_database_url(raw, "DATABASE_URL"))
+
+
+def _parse_database_url(raw: str, name: str) -> URL:
     try:
         url = make_url(raw)
     except Exception as exc:
-        raise ConfigError("DATABASE_URL is not a valid database URL") from exc
+        raise ConfigError(f"{name} is not a valid database URL") from exc
     if url.drivername in ("postgres", "postgresql"):
         url = url.set(drivername="postgresql+psycopg")
     if url.get_backend_name() not in ("postgresql", "sqlite"):
-        raise ConfigError("DATABASE_URL must be a PostgreSQL or SQLite URL")
+        raise ConfigError(f"{name} must be a PostgreSQL or SQLite URL")
     return url
 
 
@@ -51,12 +69,73 @@ def is_postgres(engine: Engine | Connection) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def create_db_engine(raw_url: str, *, pool_size: int = 5) -> Engine:
-    """An engine with the per-backend settings the job queue relies on."""
-    url = normalize_database_url(raw_url)
+def create_db_engine(raw_url: str, *, pool_size: int = 5, pooler: PoolerSetting = "auto") -> Engine:
+    """An engine with the per-backend settings the job queue relies on.
+
+    ``pooler`` is ``DATABASE_POOLER``: what sits between us and Postgres (``auto``: ask the
+    URL, see ``detect_pooler``).
+    """
+    parsed = _parse_database_url(raw_url, "DATABASE_URL")
+    mode = resolve_pooler(parsed, pooler)
+    url = without_pooler_flag(parsed)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return _postgres_engine(url, pool_size, transaction_pooled=mode == "transaction")
+
+
+def _postgres_engine(url: URL, pool_size: int, *, transaction_pooled: bool) -> Engine:
+    connect_args: dict[str, Any] = {}
+    if transaction_pooled:
+        # Each transaction may run on another server connection, shared with other clients:
+        # a statement psycopg prepared ("_pg3_0") is missing there, or exists under that
+        # name for someone else, and executemany prepares on first use. None turns preparing
+        # off for every statement, executemany included. Nothing else we do outlives a
+        # transaction (advisory locks are xact-level, COPY runs inside the page's
+        # transaction); LISTEN goes elsewhere (``listen_url``).
+        connect_args["prepare_threshold"] = None
+        log.info("DATABASE_URL is a transaction pooler: server-side prepared statements off")
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+    )
+
+
+def listen_url(database_url: str, *, pooler: PoolerSetting, direct_url: str | None) -> str | None:
+    """The libpq URL workers LISTEN on for new jobs, or None: poll only.
+
+    LISTEN needs one server session for as long as it listens, which a transaction pooler
+    does not give: ``direct_url`` (``DATABASE_DIRECT_URL``) when set, else the database
+    itself unless it is behind a transaction pooler. NOTIFY needs no such thing: pg_notify
+    is sent at commit, so it works through any pooler.
+    """
+    main = _parse_database_url(database_url, "DATABASE_URL")
+    if main.get_backend_name() != "postgresql":
+        return None
+    if direct_url:
+        return _libpq_url(_direct_url(direct_url))
+    if resolve_pooler(main, pooler) == "transaction":
+        return None
+    return _libpq_url(main)
+
+
+def _direct_url(raw: str) -> URL:
+    url = _parse_database_url(raw, "DATABASE_DIRECT_URL")
+    if url.get_backend_name() != "postgresql":
+        raise ConfigError("DATABASE_DIRECT_URL must be a PostgreSQL URL")
+    if detect_pooler(url) == "transaction":
+        raise ConfigError(
+            "DATABASE_DIRECT_URL goes through a transaction pooler; LISTEN needs a direct "
+            "(or session-mode) connection"
+        )
+    return url
+
+
+def _libpq_url(url: URL) -> str:
+    plain = without_pooler_flag(url).set(drivername="postgresql")
+    return plain.render_as_string(hide_password=False)
 
 
 def _sqlite_engine(url: URL) -> Engine:

@@ -112,6 +112,7 @@ def _start_worker(rt: Runtime) -> tuple[Worker, threading.Thread]:
         rt.importer,
         concurrency=rt.settings.worker_concurrency,
         poll_seconds=rt.settings.worker_poll_seconds,
+        listen_url=rt.listen_url,
     )
     thread = threading.Thread(target=worker.run, name="worker", daemon=True)
     thread.start()
