@@ -1,23 +1,32 @@
 """Connecting an account: the OAuth authorization-code flow (PKCE S256) that ends in a job.
 
 ``start`` is what `POST /api/v1/contacts/import/{provider}/start` does for a signed-in user;
-``complete`` is the callback. The state is random, single use, bound to the user who started
-the flow and valid for ten minutes; only its SHA-256 is stored.
+``complete_in_browser`` and ``complete_as_user`` are the two callbacks. The state is random,
+single use and valid for ten minutes, and it is bound twice: to the user who started the flow
+and to the browser that started it (a random nonce, sent back to the browser as a cookie). A
+callback completes only with proof of one of the two (RFC 9700 §4.7): the nonce cookie, or the
+starting user's JWT. Without it the state is used up and nothing is created for anyone, so an
+attacker cannot send their own consent link to a victim and import the victim's contacts.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import re
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import Engine, delete, insert, update
+from sqlalchemy import Engine
 
 from contact_import.crypto import TokenCipher
 from contact_import.errors import InvalidOAuthState, RequestRejected
 from contact_import.providers.factory import PROVIDERS
 from contact_import.providers.oauth import (
+    OAuthProvider,
     authorization_url,
     exchange_code,
     new_pkce_verifier,
@@ -26,11 +35,30 @@ from contact_import.providers.oauth import (
 from contact_import.settings import Settings
 from contact_import.store.grants import GrantStore
 from contact_import.store.jobs import Job, JobStore
-from contact_import.store.schema import oauth_states
+from contact_import.store.oauth_states import (
+    ConsumedState,
+    NewState,
+    consume_state,
+    save_state,
+)
 
-__all__ = ["STATE_TTL", "Connections", "callback_url"]
+__all__ = [
+    "OTHER_BROWSER",
+    "OTHER_USER",
+    "STATE_TTL",
+    "Connections",
+    "StartedFlow",
+    "callback_url",
+]
 
 STATE_TTL = timedelta(minutes=10)
+OTHER_BROWSER = "this sign-in was started in another browser — start the import again"
+OTHER_USER = "this sign-in was started by another user — start the import again"
+_INVALID = "this sign-in link is invalid, expired or already used — start the import again"
+# RFC 6749 appendix A: code and state are printable ASCII. Anything else (or anything huge)
+# is refused before it reaches the database or the provider.
+_CODE = re.compile(r"[\x20-\x7e]{1,4096}")
+_STATE = re.compile(r"[\x20-\x7e]{1,512}")
 
 
 def callback_url(settings: Settings, provider: str) -> str:
@@ -38,8 +66,17 @@ def callback_url(settings: Settings, provider: str) -> str:
     return f"{base}/api/v1/contacts/import/{provider}/callback"
 
 
-def _hash(state: str) -> str:
-    return hashlib.sha256(state.encode()).hexdigest()
+def _hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class StartedFlow:
+    """A started sign-in: where to send the browser, and the nonce that browser must keep."""
+
+    auth_url: str
+    state: str = field(repr=False)
+    browser_nonce: str = field(repr=False)
 
 
 class Connections:
@@ -60,80 +97,101 @@ class Connections:
         self._grants = grants
         self._jobs = jobs
 
-    def start(self, user_id: str, provider: str, *, login_hint: str | None = None) -> str:
-        """The provider's authorization URL for this user, with a fresh state and PKCE."""
+    def start(self, user_id: str, provider: str, *, login_hint: str | None = None) -> StartedFlow:
+        """A fresh state, PKCE pair and browser nonce for this user; the provider's URL."""
         oauth = oauth_provider(_known(provider), self._settings)
-        state, verifier = secrets.token_urlsafe(32), new_pkce_verifier()
+        state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        verifier = new_pkce_verifier()
         redirect_uri = callback_url(self._settings, provider)
         now = datetime.now(UTC)
-        with self._engine.begin() as conn:
-            conn.execute(delete(oauth_states).where(oauth_states.c.expires_at < now))
-            conn.execute(
-                insert(oauth_states).values(
-                    state_hash=_hash(state),
-                    user_id=user_id,
-                    provider=provider,
-                    code_verifier_enc=self._cipher.encrypt(verifier),
-                    redirect_uri=redirect_uri,
-                    created_at=now,
-                    expires_at=now + STATE_TTL,
-                )
-            )
-        return authorization_url(
+        save_state(
+            self._engine,
+            NewState(
+                state_hash=_hash(state),
+                browser_hash=_hash(nonce),
+                user_id=user_id,
+                provider=provider,
+                code_verifier_enc=self._cipher.encrypt(verifier),
+                redirect_uri=redirect_uri,
+                created_at=now,
+                expires_at=now + STATE_TTL,
+            ),
+        )
+        url = authorization_url(
             oauth,
             redirect_uri=redirect_uri,
             state=state,
             code_verifier=verifier,
             login_hint=login_hint,
         )
+        return StartedFlow(url, state, nonce)
 
-    def complete(self, provider: str, *, code: str, state: str) -> Job:
-        """Use up the state, exchange the code, store the grant, queue the import job.
+    def complete_in_browser(
+        self, provider: str, *, code: str, state: str, browser_nonce: str | None
+    ) -> Job:
+        """The GET callback: completes only in the browser that started (its nonce cookie)."""
 
-        A bad, expired or reused state raises InvalidOAuthState and creates nothing.
+        def same_browser(row: ConsumedState) -> bool:
+            if browser_nonce is None or row.browser_hash is None:
+                return False
+            return hmac.compare_digest(_hash(browser_nonce), row.browser_hash)
+
+        return self._complete(provider, code, state, same_browser, OTHER_BROWSER)
+
+    def complete_as_user(self, provider: str, *, code: str, state: str, user_id: str) -> Job:
+        """The POST callback of an app on another site: completes only for the starting user."""
+
+        def same_user(row: ConsumedState) -> bool:
+            return hmac.compare_digest(row.user_id.encode(), user_id.encode())
+
+        return self._complete(provider, code, state, same_user, OTHER_USER)
+
+    def _complete(
+        self,
+        provider: str,
+        code: str,
+        state: str,
+        proven: Callable[[ConsumedState], bool],
+        refusal: str,
+    ) -> Job:
+        """Use up the state; with proof, exchange the code, store the grant, queue the job.
+
+        A bad, expired or reused state, or one without proof, raises InvalidOAuthState and
+        creates nothing: no code exchange, no grant, no job.
         """
         oauth = oauth_provider(_known(provider), self._settings)
-        user_id, verifier, redirect_uri = self._consume_state(provider, state)
+        if not _STATE.fullmatch(state) or not _CODE.fullmatch(code):
+            raise InvalidOAuthState(_INVALID)
+        row = consume_state(self._engine, _hash(state), provider, now=datetime.now(UTC))
+        if row is None:
+            raise InvalidOAuthState(_INVALID)
+        if not proven(row):
+            raise InvalidOAuthState(refusal)
+        return self._connect(oauth, row, code)
+
+    def _connect(self, oauth: OAuthProvider, row: ConsumedState, code: str) -> Job:
+        """Exchange the code, store the grant, queue the import job."""
         tokens = exchange_code(
             self._http,
             oauth,
             code=code,
-            redirect_uri=redirect_uri,
-            code_verifier=verifier,
+            redirect_uri=row.redirect_uri,
+            code_verifier=self._cipher.decrypt(row.code_verifier_enc),
             now=datetime.now(UTC),
         )
         grant_id = self._grants.create(
-            user_id,
-            provider,
+            row.user_id,
+            oauth.name,
             access_token=tokens.access_token,
             refresh_token=tokens.refresh_token,
             expires_at=tokens.expires_at,
             scopes=tokens.scope,
         )
-        job, _created = self._jobs.create(user_id, provider, grant_id)
+        job, _created = self._jobs.create(row.user_id, oauth.name, grant_id)
         return job
-
-    def _consume_state(self, provider: str, state: str) -> tuple[str, str, str]:
-        now = datetime.now(UTC)
-        c = oauth_states.c
-        # One UPDATE decides: two callbacks racing with the same state cannot both win.
-        stmt = (
-            update(oauth_states)
-            .where(c.state_hash == _hash(state), c.provider == provider)
-            .where(c.used_at.is_(None), c.expires_at > now)
-            .values(used_at=now)
-            .returning(c.user_id, c.code_verifier_enc, c.redirect_uri)
-        )
-        with self._engine.begin() as conn:
-            row = conn.execute(stmt).first()
-        if row is None:
-            raise InvalidOAuthState(
-                "this sign-in link is invalid, expired or already used — start the import again"
-            )
-        return row.user_id, self._cipher.decrypt(row.code_verifier_enc), row.redirect_uri
 
 
 def _known(provider: str) -> str:
     if provider not in PROVIDERS:
-        raise RequestRejected(f"unknown provider {provider!r}; one of {', '.join(PROVIDERS)}")
+        raise RequestRejected(f"unknown provider {provider[:32]!r}; one of {', '.join(PROVIDERS)}")
     return provider

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -48,6 +49,9 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = Field(default=20.0, gt=0)
     provider_max_retries: int = Field(default=3, ge=0, le=10)
     public_base_url: str = "http://127.0.0.1:8000"
+    # An app on another site: the OAuth callback forwards code and state to this page, which
+    # completes the flow with POST …/callback and the user's JWT (see the README).
+    oauth_return_url: str | None = None
     # Browser origins allowed to call the API (CORS_ORIGINS, comma-separated or a JSON list).
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     default_phone_region: str | None = "US"
@@ -73,6 +77,16 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [o.strip() for o in text.split(",") if o.strip()]
         return value
+
+    @field_validator("oauth_return_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
+            raise ValueError("OAUTH_RETURN_URL must be an absolute http(s) URL without a #fragment")
+        return value.strip()
 
     @field_validator("default_phone_region")
     @classmethod

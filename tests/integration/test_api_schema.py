@@ -40,6 +40,7 @@ OPERATIONS = [
     "POST /api/cron/process-imports",
     "POST /api/v1/contacts/import/{provider}/start",
     "GET /api/v1/contacts/import/{provider}/callback",
+    "POST /api/v1/contacts/import/{provider}/callback",
     "GET /api/v1/contacts/import/status/{job_id}",
     "GET /api/v1/contacts/import/jobs",
     "POST /api/v1/contacts/import/jobs/{job_id}/cancel",
@@ -160,7 +161,7 @@ def test_the_operations_are_the_ones_listed(api: Api) -> None:
 def test_valid_requests_get_documented_answers(api: Api, label: str) -> None:
     statuses = _run(api, label, GenerationMode.POSITIVE, CHECKS)
     # The steering reached the success path (no valid OAuth code can be generated for the
-    # callback, whose 303 the connect-flow tests cover).
+    # callbacks, whose success the connect-flow and browser-binding tests cover).
     if not label.endswith("/callback"):
         assert any(200 <= s < 300 for s in statuses), statuses
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,20 +22,36 @@ from tests.helpers import assert_consistent, drain
 PROVIDERS = ["google", "microsoft"]
 
 
-def authorize(rt: Runtime, user: str, provider: str, login_hint: str) -> tuple[str, str]:
-    """Start the flow and let the sandbox approve it: the (code, state) of the redirect."""
-    url = rt.connections.start(user, provider, login_hint=login_hint)
-    response = rt.http.get(url, follow_redirects=False)
+@dataclass(frozen=True)
+class Approved:
+    """What comes back to the callback, and the nonce the starting browser holds."""
+
+    code: str
+    state: str
+    nonce: str
+
+
+def authorize(rt: Runtime, user: str, provider: str, login_hint: str) -> Approved:
+    """Start the flow and let the sandbox approve it."""
+    flow = rt.connections.start(user, provider, login_hint=login_hint)
+    response = rt.http.get(flow.auth_url, follow_redirects=False)
     assert response.status_code == 302, response.text
     location = response.headers["location"]
     assert location.startswith(f"{rt.settings.public_base_url}/api/v1/contacts/import/{provider}/")
     query = parse_qs(urlsplit(location).query)
-    return query["code"][0], query["state"][0]
+    assert query["state"] == [flow.state]
+    return Approved(query["code"][0], flow.state, flow.browser_nonce)
+
+
+def complete(rt: Runtime, provider: str, approved: Approved) -> Job:
+    """The callback in the browser that started the flow."""
+    return rt.connections.complete_in_browser(
+        provider, code=approved.code, state=approved.state, browser_nonce=approved.nonce
+    )
 
 
 def connect(rt: Runtime, user: str, provider: str, login_hint: str) -> Job:
-    code, state = authorize(rt, user, provider, login_hint)
-    return rt.connections.complete(provider, code=code, state=state)
+    return complete(rt, provider, authorize(rt, user, provider, login_hint))
 
 
 def count(rt: Runtime, table: object) -> int:
@@ -59,13 +76,14 @@ def test_oauth_flow_ends_in_a_completed_import(runtime: Runtime, provider: str) 
     ["forged", "reused", "expired", "other provider"],
 )
 def test_a_bad_state_is_refused_and_creates_nothing(runtime: Runtime, tamper: str) -> None:
-    code, state = authorize(runtime, "pia", "google", "contacts:10,seed:1")
+    approved = authorize(runtime, "pia", "google", "contacts:10,seed:1")
     provider = "google"
     if tamper == "forged":
-        state = "x" * 43
+        approved = replace(approved, state="x" * 43)
     elif tamper == "reused":
-        runtime.connections.complete("google", code=code, state=state)
-        code, _ = authorize(runtime, "pia", "google", "contacts:10,seed:1")
+        complete(runtime, "google", approved)
+        fresh = authorize(runtime, "pia", "google", "contacts:10,seed:1")
+        approved = replace(approved, code=fresh.code)
     elif tamper == "expired":
         with runtime.engine.begin() as conn:
             past = datetime.now(UTC) - timedelta(seconds=1)
@@ -74,17 +92,17 @@ def test_a_bad_state_is_refused_and_creates_nothing(runtime: Runtime, tamper: st
         provider = "microsoft"
     jobs_before, grants_before = count(runtime, jobs), count(runtime, provider_grants)
     with pytest.raises(InvalidOAuthState, match="invalid, expired or already used"):
-        runtime.connections.complete(provider, code=code, state=state)
+        complete(runtime, provider, approved)
     assert (count(runtime, jobs), count(runtime, provider_grants)) == (jobs_before, grants_before)
 
 
 def test_a_wrong_pkce_verifier_is_refused_and_creates_nothing(runtime: Runtime) -> None:
-    code, state = authorize(runtime, "quinn", "microsoft", "contacts:10,seed:1")
+    approved = authorize(runtime, "quinn", "microsoft", "contacts:10,seed:1")
     forged = runtime.grants._cipher.encrypt("v" * 64)  # what an attacker without it would send
     with runtime.engine.begin() as conn:
         conn.execute(update(oauth_states).values(code_verifier_enc=forged))
     with pytest.raises(RequestRejected, match="refused the authorization code"):
-        runtime.connections.complete("microsoft", code=code, state=state)
+        complete(runtime, "microsoft", approved)
     assert count(runtime, jobs) == count(runtime, provider_grants) == 0
 
 

@@ -63,14 +63,23 @@ def demo(
 
 
 def _connect(rt: Runtime, provider: str, login_hint: str) -> Job:
-    """The real OAuth flow, with the sandbox approving at once instead of a person."""
-    authorize = rt.connections.start(DEMO_USER, provider, login_hint=login_hint)
-    redirect = rt.http.get(authorize, follow_redirects=False)
+    """The real OAuth flow, with the sandbox approving at once instead of a person.
+
+    The demo plays the browser: it keeps the flow's nonce (the cookie a browser would hold)
+    and brings it back to the callback.
+    """
+    flow = rt.connections.start(DEMO_USER, provider, login_hint=login_hint)
+    redirect = rt.http.get(flow.auth_url, follow_redirects=False)
     query = parse_qs(urlsplit(redirect.headers.get("location", "")).query)
     if redirect.status_code != 302 or "code" not in query:
         raise ConfigError(f"the sandbox did not approve the sign-in ({redirect.status_code})")
     console.print(f"connected a {provider} sandbox account through OAuth (PKCE)")
-    return rt.connections.complete(provider, code=query["code"][0], state=query["state"][0])
+    return rt.connections.complete_in_browser(
+        provider,
+        code=query["code"][0],
+        state=query["state"][0],
+        browser_nonce=flow.browser_nonce,
+    )
 
 
 def _run_with_progress(rt: Runtime, job: Job) -> tuple[float, Job]:

@@ -11,6 +11,7 @@ from uuid import UUID
 from contact_import.metrics import Metrics
 from contact_import.runner.importer import ImportBudget, Importer, Outcome
 from contact_import.store.jobs import JobStore, new_worker_name
+from contact_import.store.oauth_states import prune_expired_states
 
 __all__ = ["TickSummary", "run_tick"]
 
@@ -73,6 +74,8 @@ def run_tick(
         log.info(
             "settled dead jobs", extra={"failed": reaped_failed, "cancelled": reaped_cancelled}
         )
+    if pruned := prune_expired_states(jobs.engine):
+        log.info("pruned expired oauth states", extra={"count": pruned})
     claimed = jobs.claim(worker or new_worker_name(), max_jobs)
     summary = TickSummary(claimed=len(claimed))
     if not claimed:

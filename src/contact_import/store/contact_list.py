@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import UUID
 
 from sqlalchemy import Engine, and_, or_, select, tuple_
@@ -36,8 +36,12 @@ def _decode(cursor: str) -> tuple[datetime, UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         when, ident = json.loads(raw)
-        return datetime.fromisoformat(when), UUID(ident)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        after = datetime.fromisoformat(when)
+        # We hand out aware UTC times; a naive one (or one that cannot be UTC) is not ours.
+        if after.tzinfo is None:
+            raise ValueError("naive timestamp")
+        return after.astimezone(UTC), UUID(ident)
+    except (binascii.Error, ValueError, TypeError, OverflowError, UnicodeError):
         raise RequestRejected("cursor is not one this API handed out") from None
 
 

@@ -16,9 +16,10 @@ from uuid import UUID, uuid4
 from sqlalchemy import ColumnElement, Connection, Engine, and_, func, or_, select, text
 from sqlalchemy import update as sql_update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
 from contact_import.domain.job import ACTIVE_STATUSES, JobStatus
-from contact_import.errors import JobNotFound, JobStateConflict, LeaseLost
+from contact_import.errors import JobError, JobNotFound, JobStateConflict, LeaseLost
 from contact_import.metrics import FailureReason, Metrics
 from contact_import.store.db import is_postgres
 from contact_import.store.job_rows import (
@@ -44,6 +45,8 @@ __all__ = [
 
 NOTIFY_CHANNEL = "contact_import_jobs"
 _ACTIVE = [s.value for s in ACTIVE_STATUSES]
+_RETRYABLE = [JobStatus.FAILED.value, JobStatus.CANCELLED.value]
+_ONE_ACTIVE_INDEX = "uq_contact_import_jobs_one_active"
 
 
 def checkpoint(
@@ -113,6 +116,39 @@ def _notify(conn: Connection, job_id: UUID) -> None:
             text("SELECT pg_notify(:channel, :payload)"),
             {"channel": NOTIFY_CHANNEL, "payload": str(job_id)},
         )
+
+
+def _requeued_values(conn: Connection) -> dict[str, Any]:
+    """A retried job: queued now, fresh attempts, its cursor and counts kept."""
+    now = db_now(conn)
+    return {
+        "status": JobStatus.FETCHING.value,
+        "attempts": 0,
+        "error_message": None,
+        "cancel_requested": False,
+        "completed_at": None,
+        "run_after": now,
+        "updated_at": now,
+        "locked_by": None,
+        "lease_expires_at": None,
+    }
+
+
+def _is_one_active_violation(exc: IntegrityError) -> bool:
+    """The partial unique index "one active job per (user, provider)" refused the write."""
+    constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+    if constraint is not None:  # psycopg names it
+        return bool(constraint == _ONE_ACTIVE_INDEX)
+    # sqlite3 names the columns instead: "UNIQUE constraint failed: t.user_id, t.provider"
+    message = str(exc.orig)
+    return "UNIQUE" in message and "user_id" in message and "provider" in message
+
+
+def _active_of(table: Any, user_id: Any, provider: Any) -> ColumnElement[bool]:
+    """``table``'s active jobs of (user, provider): values or correlated columns."""
+    return and_(
+        table.c.user_id == user_id, table.c.provider == provider, table.c.status.in_(_ACTIVE)
+    )
 
 
 class JobStore:
@@ -386,43 +422,50 @@ class JobStore:
         return self.get(job_id)
 
     def retry(self, job_id: UUID, user_id: str | None = None) -> Job:
-        """Queue a failed or cancelled job again, resuming from its cursor with fresh attempts."""
-        with self.engine.begin() as conn:
-            job = self._locked_row(conn, job_id, user_id)
-            if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
-                raise JobStateConflict(
-                    f"only failed or cancelled jobs can be retried; job {job_id} "
-                    f"is {job.status.value}"
-                )
-            active = conn.execute(
-                select(jobs.c.id).where(
-                    jobs.c.user_id == job.user_id,
-                    jobs.c.provider == job.provider,
-                    jobs.c.status.in_(_ACTIVE),
-                )
-            ).first()
-            if active is not None:
-                raise JobStateConflict(
-                    f"another {job.provider} import is already running: job {active.id}"
-                )
-            now = db_now(conn)
-            conn.execute(
-                sql_update(jobs)
-                .where(jobs.c.id == job_id)
-                .values(
-                    status=JobStatus.FETCHING.value,
-                    attempts=0,
-                    error_message=None,
-                    cancel_requested=False,
-                    completed_at=None,
-                    run_after=now,
-                    updated_at=now,
-                    locked_by=None,
-                    lease_expires_at=None,
-                )
+        """Queue a failed or cancelled job again, resuming from its cursor with fresh attempts.
+
+        ONE conditional UPDATE decides (retryable status, and no other active job for the same
+        user and provider), so a retry racing a new start cannot both win. On Postgres the
+        NOT EXISTS cannot see a start that has not committed yet; the partial unique index
+        then refuses the second active job, which is the same conflict.
+        """
+        other = jobs.alias("other")
+        stmt = (
+            sql_update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.status.in_(_RETRYABLE))
+            .where(
+                ~select(other.c.id)
+                .where(_active_of(other, jobs.c.user_id, jobs.c.provider))
+                .exists()
             )
-            _notify(conn, job_id)
-        return self.get(job_id)
+            .returning(*jobs.c)
+        )
+        if user_id is not None:
+            stmt = stmt.where(jobs.c.user_id == user_id)
+        try:
+            with self.engine.begin() as conn:
+                row = conn.execute(stmt.values(_requeued_values(conn))).first()
+                if row is not None:
+                    _notify(conn, job_id)
+                    return Job.from_row(row)
+        except IntegrityError as exc:
+            if not _is_one_active_violation(exc):
+                raise
+        raise self._retry_refusal(job_id, user_id)
+
+    def _retry_refusal(self, job_id: UUID, user_id: str | None) -> JobError:
+        """Why a retry matched nothing: no such job, its status, or another active job."""
+        job = self.get(job_id, user_id=user_id)  # raises JobNotFound
+        if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+            return JobStateConflict(
+                f"only failed or cancelled jobs can be retried; job {job_id} is {job.status.value}"
+            )
+        with self.engine.connect() as conn:
+            running = conn.execute(
+                select(jobs.c.id).where(_active_of(jobs, job.user_id, job.provider))
+            ).scalar()
+        where = f": job {running}" if running else ""
+        return JobStateConflict(f"another {job.provider} import is already running{where}")
 
     def _locked_row(self, conn: Connection, job_id: UUID, user_id: str | None) -> Job:
         stmt = select(jobs).where(jobs.c.id == job_id).with_for_update()

@@ -93,8 +93,9 @@ provider_grants = Table(
     Index("uq_provider_grants_user", "user_id", "provider", unique=True),
 )
 
-# A started OAuth flow: random, single use, bound to the user who started it, short-lived.
-# Only a hash of the state is stored, so a leaked table cannot complete anyone's flow.
+# A started OAuth flow: random, single use, short-lived, bound to the user who started it and
+# to their browser (the SHA-256 of the nonce cookie ``start`` set; NULL only for states saved
+# before 0003). Only hashes are stored, so a leaked table cannot complete anyone's flow.
 oauth_states = Table(
     "oauth_states",
     metadata,
@@ -106,7 +107,10 @@ oauth_states = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
     Column("used_at", UTCDateTime),
+    Column("browser_hash", Text),
     Index("ix_oauth_states_expires", "expires_at"),
+    # Serves the per-(user, provider) limit on live states.
+    Index("ix_oauth_states_user", "user_id", "provider", "created_at"),
 )
 
 jobs = Table(

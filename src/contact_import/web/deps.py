@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated
 
 import jwt
@@ -11,7 +12,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from contact_import.runtime import Runtime
 from contact_import.web.problems import Unauthorized
 
-__all__ = ["CurrentUser", "Rt", "current_user", "get_runtime"]
+__all__ = ["MAX_USER_ID_LENGTH", "CurrentUser", "Rt", "current_user", "get_runtime"]
+
+MAX_USER_ID_LENGTH = 255
+_UNSTORABLE = frozenset({"Cc", "Cs"})  # control characters, lone surrogates
 
 _bearer = HTTPBearer(auto_error=False, description="a Supabase-style HS256 JWT; user id in sub")
 
@@ -46,7 +50,20 @@ def current_user(
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
         raise Unauthorized("the bearer token names no user")
+    if not is_valid_user_id(subject):
+        raise Unauthorized(
+            f"the bearer token's user id must be 1 to {MAX_USER_ID_LENGTH} characters "
+            "without control characters"
+        )
     return subject
+
+
+def is_valid_user_id(subject: str) -> bool:
+    """What the tables can store and index: bounded, no control characters or lone
+    surrogates (Postgres refuses NUL; a very long id overflows a btree index row)."""
+    return len(subject) <= MAX_USER_ID_LENGTH and not any(
+        unicodedata.category(ch) in _UNSTORABLE for ch in subject
+    )
 
 
 CurrentUser = Annotated[str, Depends(current_user)]

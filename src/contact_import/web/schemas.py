@@ -58,6 +58,16 @@ class JobOut(BaseModel):
         )  # fmt: skip
 
 
+class CallbackIn(BaseModel):
+    code: str = Field(min_length=1, max_length=4096, description="the provider's code")
+    state: str = Field(min_length=1, max_length=512, description="the state it came back with")
+
+
+class ConnectedOut(BaseModel):
+    job: JobOut
+    status_url: str = Field(description="the job's live status page (a signed link)")
+
+
 class JobsOut(BaseModel):
     jobs: list[JobOut]
 

@@ -31,7 +31,9 @@ def sign_job_link(secret: str, job_id: UUID, *, now: float | None = None) -> str
 
 def verify_job_link(secret: str, job_id: UUID, token: str, *, now: float | None = None) -> bool:
     expires_text, _, mac = token.partition(".")
-    if not expires_text.isdigit() or not mac:
+    # isascii: str.isdigit accepts "²", which int() refuses; compare_digest refuses
+    # non-ASCII str. Neither is something we signed.
+    if not (expires_text.isascii() and expires_text.isdigit() and mac.isascii() and mac):
         return False
     expires = int(expires_text)
     if expires < (now if now is not None else time.time()):

@@ -19,6 +19,7 @@ from contact_import.providers.factory import PROVIDERS
 from contact_import.providers.sandbox.oauth_store import GOOGLE_CLIENT_ID, MICROSOFT_CLIENT_ID
 from contact_import.settings import Settings
 from contact_import.web.deps import Rt
+from contact_import.web.flow_cookie import set_flow_cookie
 from contact_import.web.pages.assets import STATIC_PREFIX, Asset, find_asset
 from contact_import.web.pages.render import home_page, page_headers, status_page
 from contact_import.web.problems import ApiProblem, NotFound
@@ -129,8 +130,11 @@ def dev_start(
     if provider not in PROVIDERS:
         raise NotFound(f"unknown provider {provider!r}; one of {', '.join(PROVIDERS)}")
     hint = _sandbox_hint(form.get("contacts")) if _uses_sandbox(rt.settings, provider) else None
-    authorize = rt.connections.start(_DEV_USER, provider, login_hint=hint)
-    return RedirectResponse(authorize, status_code=303)
+    flow = rt.connections.start(_DEV_USER, provider, login_hint=hint)
+    response = RedirectResponse(flow.auth_url, status_code=303)
+    # The browser comes back to the callback with it, as after an app's start.
+    set_flow_cookie(response, rt.settings, provider, flow)
+    return response
 
 
 def _require_dev_mode(settings: Settings) -> None:
@@ -143,7 +147,8 @@ def _sandbox_hint(contacts: str | None) -> str | None:
     if contacts is None or not contacts.strip():
         return None
     text = contacts.strip()
-    if not text.isdigit() or int(text) > _MAX_CONTACTS:
+    # isascii: str.isdigit also accepts digits like "²" that int() refuses.
+    if not (text.isascii() and text.isdigit()) or int(text) > _MAX_CONTACTS:
         raise ApiProblem(f"contacts must be a whole number from 0 to {_MAX_CONTACTS:,}")
     return f"contacts:{int(text)}"
 

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
 from contact_import.providers.factory import PROVIDERS
 from contact_import.web.deps import CurrentUser, Rt
+from contact_import.web.flow_cookie import clear_flow_cookie, read_flow_cookie, set_flow_cookie
 from contact_import.web.problems import ApiProblem, NotFound
-from contact_import.web.schemas import VALIDATION_ERROR, AuthUrlOut, ErrorOut, JobOut, JobsOut
+from contact_import.web.schemas import (
+    VALIDATION_ERROR,
+    AuthUrlOut,
+    CallbackIn,
+    ConnectedOut,
+    ErrorOut,
+    JobOut,
+    JobsOut,
+)
 from contact_import.web.signing import sign_job_link
 
 router = APIRouter(prefix="/api/v1/contacts/import", tags=["imports"], responses=VALIDATION_ERROR)
@@ -23,16 +34,25 @@ _USER_ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
+_ERROR_CODE = re.compile(r"[a-z_]{1,64}")
+
+
 def _known(provider: str) -> str:
     if provider not in PROVIDERS:
-        raise NotFound(f"unknown provider {provider!r}; one of {', '.join(PROVIDERS)}")
+        raise NotFound(f"unknown provider {provider[:32]!r}; one of {', '.join(PROVIDERS)}")
     return provider
 
 
 @router.post("/{provider}/start", response_model=AuthUrlOut, responses=_USER_ERRORS)
-def start(provider: Provider, user: CurrentUser, rt: Rt) -> AuthUrlOut:
-    """The provider's consent page for this user (state + PKCE S256); open it in the browser."""
-    return AuthUrlOut(auth_url=rt.connections.start(user, _known(provider)))
+def start(provider: Provider, user: CurrentUser, rt: Rt, response: Response) -> AuthUrlOut:
+    """The provider's consent page for this user (state + PKCE S256); open it in the browser.
+
+    Also sets the flow's HttpOnly nonce cookie: the GET callback completes only in the
+    browser that holds it.
+    """
+    flow = rt.connections.start(user, _known(provider))
+    set_flow_cookie(response, rt.settings, provider, flow)
+    return AuthUrlOut(auth_url=flow.auth_url)
 
 
 @router.get(
@@ -40,26 +60,66 @@ def start(provider: Provider, user: CurrentUser, rt: Rt) -> AuthUrlOut:
     status_code=303,
     response_class=RedirectResponse,
     responses={
-        303: {"description": "to the job's status page"},
+        303: {"description": "to the job's status page, or with OAUTH_RETURN_URL to the app"},
         400: {"model": ErrorOut},
         404: {"model": ErrorOut},
     },
 )
 def callback(
     provider: Provider,
+    request: Request,
     rt: Rt,
+    *,
     code: Annotated[str | None, Query()] = None,
     state: Annotated[str | None, Query()] = None,
     error: Annotated[str | None, Query(description="set by the provider on refusal")] = None,
 ) -> RedirectResponse:
-    """Where the provider sends the browser back: exchange the code, queue the job, show it."""
+    """Where the provider sends the browser back: exchange the code, queue the job, show it.
+
+    Only the browser that started the flow (its nonce cookie) completes it here. With
+    OAUTH_RETURN_URL set, the browser is forwarded to the app instead, which completes with
+    POST …/callback and the user's JWT.
+    """
     _known(provider)
+    if rt.settings.oauth_return_url:
+        forwarded = {"provider": provider, "code": code, "state": state, "error": error}
+        return RedirectResponse(_forward_url(rt.settings.oauth_return_url, forwarded), 303)
     if error:
-        raise ApiProblem(f"the {provider} sign-in did not complete ({error[:64]})")
+        # Only a well-formed OAuth error code is repeated back ("access_denied").
+        reason = f" ({error})" if _ERROR_CODE.fullmatch(error) else ""
+        raise ApiProblem(f"the {provider} sign-in did not complete{reason}")
     if not code or not state:
         raise ApiProblem("code and state are required")
-    job = rt.connections.complete(provider, code=code, state=state)
-    return RedirectResponse(status_page_url(rt, job.id), status_code=303)
+    nonce = read_flow_cookie(request, state)
+    job = rt.connections.complete_in_browser(provider, code=code, state=state, browser_nonce=nonce)
+    response = RedirectResponse(status_page_url(rt, job.id), status_code=303)
+    clear_flow_cookie(response, rt.settings, provider, state)
+    return response
+
+
+@router.post(
+    "/{provider}/callback",
+    response_model=ConnectedOut,
+    responses={**_USER_ERRORS, 400: {"model": ErrorOut}},
+)
+def complete(provider: Provider, body: CallbackIn, user: CurrentUser, rt: Rt) -> ConnectedOut:
+    """For an app on another site: complete the flow its page received, as the signed-in user.
+
+    Completes only when the bearer JWT's user is the one who started the flow.
+    """
+    job = rt.connections.complete_as_user(
+        _known(provider), code=body.code, state=body.state, user_id=user
+    )
+    status_url = rt.settings.public_base_url.rstrip("/") + status_page_url(rt, job.id)
+    return ConnectedOut(job=JobOut.of(job), status_url=status_url)
+
+
+def _forward_url(return_url: str, params: dict[str, str | None]) -> str:
+    """``return_url`` with ``params`` (those given) added to its own query."""
+    parts = urlsplit(return_url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    query += [(name, value) for name, value in params.items() if value is not None]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def status_page_url(rt: Rt, job_id: UUID) -> str:
