@@ -375,7 +375,7 @@ def test_retry_after_and_the_scope_message() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [{"value": {"id": "x"}}, {"value": [{"displayName": "no id"}]}, {"@odata.nextLink": 3}],
+    [{"value": {"id": "x"}}, {"value": "x"}, {"@odata.nextLink": 3}],
 )
 def test_bodies_graph_would_never_send_are_malformed(body: dict[str, Any]) -> None:
     with pytest.raises(MalformedResponse):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from contact_import.domain.contact import (
@@ -9,15 +11,18 @@ from contact_import.domain.contact import (
     MAX_NAME_LENGTH,
     MAX_PHONE_LENGTH,
     MAX_VALUES,
+    STAND_IN_PREFIX,
     Entry,
     IncomingContact,
     NormalizedContact,
     PhoneInput,
     RejectedContact,
+    StandInIds,
     email_key,
     normalize_contact,
     phone_key,
 )
+from contact_import.domain.merge import Action, plan_page_merge
 
 
 def normalized(contact: IncomingContact, region: str | None = "US") -> NormalizedContact:
@@ -292,3 +297,142 @@ def test_has_email_only_counts_real_addresses() -> None:
 @pytest.mark.parametrize("address", ["a@b@c", "@example.com", "alice@", "no-at-sign", "a b@c.d"])
 def test_not_an_address_has_no_key(address: str) -> None:
     assert email_key(address) is None
+
+
+# --- dirty data: control characters, lone surrogates, no id ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "stored"),
+    [
+        ("Ada\x00 Lovelace", "Ada Lovelace"),
+        ("\x07Ada Lovelace\x7f", "Ada Lovelace"),
+        ("A\x1b[1mda", "A[1mda"),
+        ("Ada\x9b\x80", "Ada"),  # C1 controls
+        ("Ada\x85Lovelace", "Ada Lovelace"),  # NEL is whitespace: collapsed like a newline
+        ("Ada \ud800", "Ada \ufffd"),
+        ("\udc00Ada", "\ufffdAda"),
+        ("\x00", ""),
+        ("Zoë 😀 a\u200db", "Zoë 😀 a\u200db"),  # not controls: kept (ZWJ joins emoji)
+    ],
+    ids=[
+        "nul", "bel-del", "esc", "c1", "nel", "high-surrogate", "low-surrogate", "only-nul",
+        "unicode-kept",
+    ],
+)  # fmt: skip
+def test_control_characters_are_stripped_from_names_and_lone_surrogates_replaced(
+    raw: str, stored: str
+) -> None:
+    name = normalized(IncomingContact("c1", display_name=raw)).display_name
+    assert name == stored
+    name.encode("utf-8")  # storable: raises on a lone surrogate
+
+
+@pytest.mark.parametrize(
+    ("address", "words"),
+    [
+        ("a\x00da@example.com", "a control character (U+0000)"),
+        ("ada@exam\x1bple.com", "a control character (U+001B)"),
+        ("ada\x7f@example.com", "a control character (U+007F)"),
+        ("a\udc00da@example.com", "a lone surrogate (U+DC00)"),
+        ("ada@example.com\ud800", "a lone surrogate (U+D800)"),
+    ],
+)
+def test_an_email_with_a_control_character_or_lone_surrogate_fails_the_contact(
+    address: str, words: str
+) -> None:
+    contact = IncomingContact("c1", display_name="Ada", emails=("ok@example.com", address))
+    assert rejected(contact) == RejectedContact("c1", f"an email address contains {words}")
+
+
+def test_whitespace_inside_an_email_still_only_drops_that_value() -> None:
+    contact = normalized(IncomingContact("c1", emails=("ada\t@example.com", "b@example.com")))
+    assert [e.value for e in contact.emails] == ["b@example.com"]
+
+
+@pytest.mark.parametrize(
+    ("phone", "entry"),
+    [
+        (PhoneInput("(415)\x00 555-0134"), Entry("(415) 555-0134", "+14155550134")),
+        (PhoneInput("\x07415-555-0134\x7f"), Entry("415-555-0134", "+14155550134")),
+        (PhoneInput("call me \ud800"), Entry("call me \ufffd", None)),
+        (PhoneInput("", "+1415555\x000134"), Entry("+14155550134", "+14155550134")),
+    ],
+    ids=["nul", "bel-del", "surrogate", "nul-in-canonical"],
+)
+def test_control_characters_are_stripped_from_phones(phone: PhoneInput, entry: Entry) -> None:
+    assert normalized(IncomingContact("c1", phones=(phone,))).phones == (entry,)
+
+
+@pytest.mark.parametrize(
+    "canonical",
+    [
+        "+", "+0", "+12", "+1abc", "+0123456789", "+1234567", " + ", "+1 415 555 0134", "++1415",
+        "+1415555013444444", "+660423041144", "+2999123",
+    ],
+)  # fmt: skip
+def test_a_canonical_form_that_is_not_e164_is_no_key_and_the_typed_value_is_parsed(
+    canonical: str,
+) -> None:
+    assert phone_key(PhoneInput("(415) 555-0134", canonical), "US") == "+14155550134"
+    assert phone_key(PhoneInput("+", canonical), "US") is None
+    assert phone_key(PhoneInput("call me", canonical), "US") is None
+
+
+@pytest.mark.parametrize(
+    "canonical",
+    [
+        "+14155550134",
+        " +14155550134 ",
+        "+442079460018",
+        "+390612345678",
+        "+6834002",
+        "+80012345678",
+    ],
+    ids=["us", "padded", "uk", "italy-leading-zero", "niue-short", "non-geographic"],
+)
+def test_an_e164_canonical_form_is_the_key(canonical: str) -> None:
+    assert phone_key(PhoneInput("office", canonical), "US") == canonical.strip()
+
+
+def test_two_people_whose_only_phone_is_a_plus_stay_two_contacts() -> None:
+    people = [
+        IncomingContact(f"people/c{i}", name, phones=(PhoneInput("+", "+"),))
+        for i, name in enumerate(["Ada Lovelace", "Alan Turing"])
+    ]
+    plan = plan_page_merge(
+        [normalize_contact(p, "US") for p in people],
+        provider="google",
+        owners={},
+        existing={},
+        new_id=uuid.uuid4,
+    )
+    assert [o.action for o in plan.outcomes] == [Action.CREATED, Action.CREATED]
+    assert len(plan.creates) == 2
+    assert plan.new_keys.keys() == {"id:google:people/c0", "id:google:people/c1"}
+
+
+@pytest.mark.parametrize("pcid", ["people/c1\x00", "people/\ud800", "AAMk\x1b"])
+def test_an_id_that_is_not_storable_text_fails_under_a_stable_stand_in(pcid: str) -> None:
+    first = rejected(IncomingContact(pcid, display_name="Ada"))
+    again = rejected(IncomingContact(pcid, display_name="Someone else"))
+    assert first.provider_contact_id == again.provider_contact_id
+    assert first.provider_contact_id.startswith(STAND_IN_PREFIX)
+    assert first.provider_contact_id.isascii()
+    assert first.reason == "the provider's contact id is not storable text"
+
+
+def test_a_problem_the_adapter_found_fails_the_contact_with_it() -> None:
+    contact = IncomingContact("no-id:1", display_name="Ada", problem="sent without an id")
+    assert rejected(contact) == RejectedContact("no-id:1", "sent without an id")
+
+
+def test_stand_in_ids_are_stable_for_the_same_json_and_unique_in_a_page() -> None:
+    person = {"etag": "%E", "names": [{"displayName": "Ada \ud800"}], "n": 1.5}
+    page, replay = StandInIds(), StandInIds()
+    ids = [page(person), page(dict(person)), page({"etag": "%F"}), page(person)]
+    assert ids == [replay(person), replay(person), replay({"etag": "%F"}), replay(person)]
+    assert len(set(ids)) == 4
+    assert all(i.startswith(STAND_IN_PREFIX) and i.isascii() for i in ids)
+    # Keys in another order are the same JSON object: the same id.
+    assert StandInIds()({"a": 1, "b": 2}) == StandInIds()({"b": 2, "a": 1})

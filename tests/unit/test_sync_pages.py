@@ -8,7 +8,12 @@ from typing import Any
 import httpx
 import pytest
 
-from contact_import.domain.contact import IncomingContact
+from contact_import.domain.contact import (
+    STAND_IN_PREFIX,
+    IncomingContact,
+    RejectedContact,
+    normalize_contact,
+)
 from contact_import.errors import CursorExpired, MalformedResponse, ProviderError, RequestRejected
 from contact_import.providers import google, microsoft
 
@@ -44,13 +49,38 @@ def test_google_deleted_people_are_deleted_contacts() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    "body",
-    [{"nextSyncToken": 7}, {"nextPageToken": ["p"]}, {"connections": [{"metadata": {}}]}],
-)
+@pytest.mark.parametrize("body", [{"nextSyncToken": 7}, {"nextPageToken": ["p"]}])
 def test_google_bodies_it_would_never_send_are_malformed(body: dict[str, Any]) -> None:
     with pytest.raises(MalformedResponse):
         google.parse_connections(body)
+
+
+def test_google_people_without_a_resource_name_fail_alone_under_stable_ids() -> None:
+    nameless = {"etag": "%E1", "names": [{"displayName": "Ada"}]}
+    body = {
+        "connections": [
+            {"resourceName": "people/c1", "names": [{"displayName": "Bob"}]},
+            nameless,
+            {"metadata": {"deleted": True}},
+            dict(nameless),  # the very same JSON again: still a contact of its own
+            "not a Person",
+        ]
+    }
+    contacts = google.parse_connections(body).contacts
+    again = google.parse_connections(json.loads(json.dumps(body))).contacts
+
+    assert contacts == again  # a page read again after a crash: the same ids
+    ids = [contact.provider_contact_id for contact in contacts]
+    assert ids[0] == "people/c1"
+    assert contacts[0].problem is None
+    assert len(set(ids)) == 5
+    assert all(pcid.startswith(STAND_IN_PREFIX) for pcid in ids[1:])
+    assert [c.problem for c in contacts[1:4]] == [
+        "Google sent this Person without a resourceName"
+    ] * 3
+    assert contacts[4].problem == "Google sent an entry that is not a Person"
+    assert all(normalize_contact(c, "US") == RejectedContact(c.provider_contact_id, c.problem or "")
+               for c in contacts[1:])  # fmt: skip
 
 
 def google_error(status: str, message: str, reason: str = "") -> dict[str, Any]:
@@ -112,12 +142,32 @@ def test_graph_removed_entries_are_deleted_contacts() -> None:
         {"value": [], "@odata.nextLink": DELTA + "?s", "@odata.deltaLink": DELTA + "?d"},
         {"value": [], "@odata.deltaLink": ""},
         {"value": [], "@odata.deltaLink": {"href": DELTA}},
-        {"value": [{"@removed": {"reason": "deleted"}}]},
     ],
 )
 def test_graph_bodies_it_would_never_send_are_malformed(body: dict[str, Any]) -> None:
     with pytest.raises(MalformedResponse):
         microsoft.parse_contacts(body)
+
+
+def test_graph_contacts_without_an_id_fail_alone_under_stable_ids() -> None:
+    body = {
+        "value": [
+            {"@odata.etag": 'W/"1"', "displayName": "Ada"},
+            {"@odata.etag": 'W/"1"', "displayName": "Ada"},
+            {"@removed": {"reason": "deleted"}},
+            {"id": "AAMk2", "displayName": "Bob"},
+            7,
+        ]
+    }
+    contacts = microsoft.parse_contacts(body).contacts
+    again = microsoft.parse_contacts(json.loads(json.dumps(body))).contacts
+
+    assert contacts == again
+    assert len({contact.provider_contact_id for contact in contacts}) == 5
+    assert contacts[3] == IncomingContact(provider_contact_id="AAMk2", display_name="Bob")
+    problems = [contact.problem for contact in contacts]
+    no_id = "Microsoft sent this contact without an id"
+    assert problems == [no_id, no_id, no_id, None, "Microsoft sent an entry that is not a contact"]
 
 
 @pytest.mark.parametrize(

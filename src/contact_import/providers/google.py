@@ -25,7 +25,12 @@ from typing import Any
 
 import httpx
 
-from contact_import.domain.contact import IncomingContact, PhoneInput
+from contact_import.domain.contact import (
+    IncomingContact,
+    PhoneInput,
+    StandInIds,
+    unidentified_contact,
+)
 from contact_import.errors import (
     AccessTokenExpired,
     CursorExpired,
@@ -224,19 +229,28 @@ def parse_connections(body: dict[str, Any]) -> ContactPage:
     if not isinstance(connections, list):
         raise MalformedResponse("Google People API sent 'connections' that is not a list")
     next_token = _token(body, "nextPageToken")
+    stand_ins = StandInIds()
     return ContactPage(
-        contacts=[person_to_contact(person) for person in connections],
+        contacts=[person_to_contact(person, stand_ins) for person in connections],
         next_cursor=next_token,
         total=_total(body),
         sync_token=None if next_token else _token(body, "nextSyncToken"),  # the last page's only
     )
 
 
-def person_to_contact(person: object) -> IncomingContact:
-    """One Person as an ``IncomingContact``; MalformedResponse when it has no resourceName."""
-    resource_name = person.get("resourceName") if isinstance(person, dict) else None
-    if not isinstance(person, dict) or not isinstance(resource_name, str) or not resource_name:
-        raise MalformedResponse("Google People API sent a Person without a resourceName")
+def person_to_contact(person: object, stand_ins: StandInIds | None = None) -> IncomingContact:
+    """One Person as an ``IncomingContact``.
+
+    A Person without a resourceName (or an entry that is no Person) fails alone: it gets a
+    stand-in id from ``stand_ins`` (one per page) and a ``problem``.
+    """
+    if not isinstance(person, dict):
+        return unidentified_contact(person, stand_ins, "Google sent an entry that is not a Person")
+    resource_name = person.get("resourceName")
+    if not isinstance(resource_name, str) or not resource_name:
+        return unidentified_contact(
+            person, stand_ins, "Google sent this Person without a resourceName"
+        )
     metadata = person.get("metadata")
     return IncomingContact(
         provider_contact_id=resource_name,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import itertools
+import json
 import logging
 import math
 import random
@@ -126,12 +127,22 @@ def _get(
 def json_object(response: httpx.Response, api_name: str) -> dict[str, Any]:
     """The response's body as a JSON object; MalformedResponse when it is anything else."""
     try:
-        body = orjson.loads(response.content)  # several times faster than json on big pages
-    except ValueError:  # orjson.JSONDecodeError is one
+        body = _loads(response.content)
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise MalformedResponse(f"{api_name} sent a body that is not JSON") from None
     if not isinstance(body, dict):
         raise MalformedResponse(f"{api_name} sent JSON that is not an object")
     return body
+
+
+def _loads(content: bytes) -> Any:
+    try:
+        return orjson.loads(content)  # several times faster than json on big pages
+    except orjson.JSONDecodeError:
+        # orjson refuses a lone surrogate escape ("\ud800"), which is valid JSON and which
+        # providers do send in a name; the standard library keeps it, and normalization then
+        # replaces it in that one contact. Only a page orjson refused pays for a second parse.
+        return json.loads(content)
 
 
 def backoff_delay(

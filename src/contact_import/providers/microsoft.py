@@ -27,7 +27,12 @@ from typing import Any
 
 import httpx
 
-from contact_import.domain.contact import IncomingContact, PhoneInput
+from contact_import.domain.contact import (
+    IncomingContact,
+    PhoneInput,
+    StandInIds,
+    unidentified_contact,
+)
 from contact_import.errors import (
     AccessTokenExpired,
     CursorExpired,
@@ -211,8 +216,9 @@ def parse_contacts(body: dict[str, Any]) -> ContactPage:
     if next_link and delta_link:
         raise MalformedResponse("Microsoft Graph sent both a next link and a delta link")
     count = body.get("@odata.count")
+    stand_ins = StandInIds()
     return ContactPage(
-        contacts=[contact_to_incoming(contact) for contact in value],
+        contacts=[contact_to_incoming(contact, stand_ins) for contact in value],
         next_cursor=next_link,
         total=count if isinstance(count, int) and not isinstance(count, bool) else None,
         sync_token=delta_link,
@@ -226,14 +232,19 @@ def _link(body: dict[str, Any], key: str) -> str | None:
     return link
 
 
-def contact_to_incoming(contact: object) -> IncomingContact:
+def contact_to_incoming(contact: object, stand_ins: StandInIds | None = None) -> IncomingContact:
     """One Graph contact (or delta ``@removed`` entry) as an ``IncomingContact``.
 
-    MalformedResponse when it has no id.
+    A contact without an id (or an entry that is no object) fails alone: it gets a stand-in id
+    from ``stand_ins`` (one per page) and a ``problem``.
     """
-    contact_id = contact.get("id") if isinstance(contact, dict) else None
-    if not isinstance(contact, dict) or not isinstance(contact_id, str) or not contact_id:
-        raise MalformedResponse("Microsoft Graph sent a contact without an id")
+    if not isinstance(contact, dict):
+        return unidentified_contact(
+            contact, stand_ins, "Microsoft sent an entry that is not a contact"
+        )
+    contact_id = contact.get("id")
+    if not isinstance(contact_id, str) or not contact_id:
+        return unidentified_contact(contact, stand_ins, "Microsoft sent this contact without an id")
     if "@removed" in contact:  # {"reason": "deleted"}; "changed" is not sent for contacts
         return IncomingContact(provider_contact_id=contact_id, deleted=True)
     return IncomingContact(

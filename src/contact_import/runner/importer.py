@@ -340,7 +340,11 @@ class Importer:
 
 
 def _error_text(exc: BaseException) -> str:
-    """A message safe to store and show: our own errors say it; driver errors are summarized."""
+    """A message safe to store and show: our own errors say it; driver errors are summarized.
+
+    It says what went wrong, never what happens next: the caller adds "retrying" or
+    "gave up after N attempts" (a "will retry" here once ended as "…; will retry (gave up…)").
+    """
     if isinstance(exc, ContactImportError):
         return str(exc)
-    return f"database error ({type(exc).__name__}); will retry"
+    return f"database error ({type(exc).__name__})"

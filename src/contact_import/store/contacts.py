@@ -2,10 +2,18 @@
 
 The statement count is fixed per page (lock, two reads, up to four writes, the checkpoint),
 whatever the page size: no per-contact round trips.
+
+A value the database refuses (a data error: see ``data_errors``) fails only its contact: the
+page's transaction is rolled back and the page written again in a second one, its contacts in
+SAVEPOINTs, a part that is refused halved until the refused contacts stand alone; they are
+``failed`` with the database's reason, everything else is stored. That slow path runs only
+after such an error; it keeps the same lock, checkpoint and lease fence in one transaction.
 """
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,12 +46,15 @@ from contact_import.domain.merge import (
     phone_match_key,
     plan_page_merge,
 )
+from contact_import.store.data_errors import describe_data_error, is_data_error
 from contact_import.store.db import dumps_json, is_postgres
 from contact_import.store.grants import GrantStore
 from contact_import.store.jobs import Lease, PageCounts, checkpoint
 from contact_import.store.schema import contact_match_keys, contacts, imported_contacts
 
 __all__ = ["PageResult", "apply_page"]
+
+log = logging.getLogger("contact_import.store")
 
 Incoming = NormalizedContact | RejectedContact
 
@@ -52,6 +63,23 @@ Incoming = NormalizedContact | RejectedContact
 class PageResult:
     counts: PageCounts
     cancel_requested: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """One page to store, and what the checkpoint after it needs."""
+
+    lease: Lease
+    user_id: str
+    provider: str
+    incoming: Sequence[Incoming]
+    next_cursor: str | None
+    provider_total: int | None
+    lease_seconds: float
+    new_id: Callable[[], UUID]
+    sync_token: str | None
+    grants: GrantStore | None
+    grant_id: UUID | None
 
 
 def apply_page(
@@ -69,34 +97,127 @@ def apply_page(
     grants: GrantStore | None = None,
     grant_id: UUID | None = None,
 ) -> PageResult:
-    """Store one page and advance the job, atomically; raises LeaseLost (and rolls back)."""
+    """Store one page and advance the job, atomically; raises LeaseLost (and rolls back).
+
+    A contact whose values the database refuses is ``failed`` alone (see the module doc).
+    """
+    page = _Page(
+        lease, user_id, provider, incoming, next_cursor, provider_total, lease_seconds,
+        new_id, sync_token, grants, grant_id,
+    )  # fmt: skip
+    try:
+        with engine.begin() as conn:
+            return _write_page(conn, page)
+    except Exception as exc:
+        if not is_data_error(exc):
+            raise
+        log.warning(
+            "the database refused a value of this page (%s); isolating the contacts",
+            describe_data_error(exc),
+            extra={"job_id": str(lease.job_id)},
+        )
     with engine.begin() as conn:
-        _lock_user(conn, user_id)
-        recorded = _recorded_ids(conn, lease.job_id, [c.provider_contact_id for c in incoming])
-        owners, existing = _load_matches(conn, user_id, _candidate_keys(provider, incoming))
-        plan = plan_page_merge(
-            incoming,
-            provider=provider,
-            owners=owners,
-            existing=existing,
-            new_id=new_id,
-            already_recorded=recorded,
-        )
-        counts = _counts(plan)
-        # Fence first: if the lease is gone, nothing below is written.
-        cancel = checkpoint(
-            conn,
-            lease,
-            counts,
-            next_cursor=next_cursor,
-            provider_total=provider_total,
-            lease_seconds=lease_seconds,
-        )
-        _write_plan(conn, user_id, lease.job_id, plan)
-        if next_cursor is None and sync_token and grants is not None and grant_id is not None:
-            # The next import of this account asks only for what changed after this listing.
-            grants.set_sync_token(conn, grant_id, sync_token)
+        return _write_page_isolating(conn, page)
+
+
+def _write_page(conn: Connection, page: _Page) -> PageResult:
+    _lock_user(conn, page.user_id)
+    plan = _plan(conn, page, page.incoming)
+    counts = _counts(plan.counts())
+    # Fence first: if the lease is gone, nothing below is written.
+    cancel = _checkpoint(conn, page, counts)
+    _write_plan(conn, page.user_id, page.lease.job_id, plan)
     return PageResult(counts, cancel)
+
+
+def _write_page_isolating(conn: Connection, page: _Page) -> PageResult:
+    """The page again, in parts under SAVEPOINTs: only the refused contacts fail."""
+    _lock_user(conn, page.user_id)
+    refused: dict[str, str] = {}
+    actions: Counter[Action] = Counter()
+    _write_part(conn, page, list(page.incoming), refused, actions)
+    now = datetime.now(UTC)
+    _bulk_insert(
+        conn,
+        imported_contacts,
+        ("import_job_id", "provider_contact_id", "contact_id", "action", "detail", "created_at"),
+        [
+            (page.lease.job_id, pcid, None, Action.FAILED.value, reason, now)
+            for pcid, reason in refused.items()
+        ],
+    )
+    actions[Action.FAILED] += len(refused)
+    log.warning(
+        "%d contacts of this page failed: the database refused their values",
+        len(refused),
+        extra={"job_id": str(page.lease.job_id)},
+    )
+    counts = _counts(actions)
+    # The fence comes last here: it is in the same transaction, so a lost lease still
+    # rolls back every part written above.
+    return PageResult(counts, _checkpoint(conn, page, counts))
+
+
+def _write_part(
+    conn: Connection,
+    page: _Page,
+    part: list[Incoming],
+    refused: dict[str, str],
+    actions: Counter[Action],
+) -> None:
+    """Write ``part`` under a SAVEPOINT; if a value is refused, halve it and try each half.
+
+    Halves go in page order, and each re-reads the key owners, so merges between contacts
+    of the page come out as in the fast path, minus the refused contacts.
+    """
+    part = [c for c in part if c.provider_contact_id not in refused]  # a repeat of a refused one
+    if not part:
+        return
+    try:
+        with conn.begin_nested():
+            plan = _plan(conn, page, part)
+            _write_plan(conn, page.user_id, page.lease.job_id, plan)
+    except Exception as exc:
+        if not is_data_error(exc):
+            raise
+        if len(part) == 1:
+            refused[part[0].provider_contact_id] = "not stored: " + describe_data_error(exc)
+            return
+        half = len(part) // 2
+        _write_part(conn, page, part[:half], refused, actions)
+        _write_part(conn, page, part[half:], refused, actions)
+        return
+    actions.update(plan.counts())
+
+
+def _plan(conn: Connection, page: _Page, incoming: Sequence[Incoming]) -> PagePlan:
+    """Read what the contacts of ``incoming`` match, then decide (pure) what to write."""
+    recorded = _recorded_ids(conn, page.lease.job_id, [c.provider_contact_id for c in incoming])
+    owners, existing = _load_matches(conn, page.user_id, _candidate_keys(page.provider, incoming))
+    return plan_page_merge(
+        incoming,
+        provider=page.provider,
+        owners=owners,
+        existing=existing,
+        new_id=page.new_id,
+        already_recorded=recorded,
+    )
+
+
+def _checkpoint(conn: Connection, page: _Page, counts: PageCounts) -> bool:
+    cancel = checkpoint(
+        conn,
+        page.lease,
+        counts,
+        next_cursor=page.next_cursor,
+        provider_total=page.provider_total,
+        lease_seconds=page.lease_seconds,
+    )
+    grants, grant_id = page.grants, page.grant_id
+    if page.next_cursor is None and page.sync_token and grants is not None and grant_id:
+        # The next import of this account asks only for what changed after this listing.
+        grants.set_sync_token(conn, grant_id, page.sync_token)
+    return cancel
 
 
 def _lock_user(conn: Connection, user_id: str) -> None:
@@ -161,8 +282,7 @@ def _load_matches(
     return owners, existing
 
 
-def _counts(plan: PagePlan) -> PageCounts:
-    counts = plan.counts()
+def _counts(counts: Counter[Action]) -> PageCounts:
     return PageCounts(
         created=counts[Action.CREATED],
         updated=counts[Action.UPDATED],

@@ -36,6 +36,8 @@ from starlette.routing import Route
 from contact_import.providers.sandbox import graph, graph_delta, people
 from contact_import.providers.sandbox.book import generate_book
 from contact_import.providers.sandbox.changes import ChangeLog
+from contact_import.providers.sandbox.dirty import soil, wire_person
+from contact_import.providers.sandbox.listing import wire_json
 from contact_import.providers.sandbox.oauth import OAuthStore, oauth_routes
 
 __all__ = [
@@ -70,7 +72,7 @@ class Book:
         encoded = self._json
         for index in range(start, min(end, len(encoded))):
             if encoded[index] is None:  # two threads may both encode it: same bytes, no harm
-                encoded[index] = _dumps(self.people[index])
+                encoded[index] = wire_json(wire_person(self.people[index]))
         return cast(list[bytes], encoded[start:end])
 
 
@@ -97,6 +99,10 @@ class Faults:
     expire_page_token_at: int = 0
     # Every Nth contacts request answers 200 with its JSON body cut off halfway.
     malformed_every: int = 0
+    # Every Nth Person of the book is dirty, in rotating ways (NUL or a lone surrogate in an
+    # email or a name, no resourceName / id, a "+" canonicalForm, control characters): see
+    # ``dirty``. Part of the book: accounts with the same (size, seed, dirty_every) share it.
+    dirty_every: int = 0
 
     @classmethod
     def from_json(cls, data: object) -> Faults:
@@ -139,7 +145,7 @@ class SandboxState:
         self._tokens: dict[str, Account] = {}
         self._expires: dict[str, float] = {}  # access token -> time.monotonic() deadline
         self._accounts: dict[str, Account] = {}
-        self._books: dict[tuple[int, int], Book] = {}
+        self._books: dict[tuple[int, int, int], Book] = {}
         self._next_id = 1
         self.default_size = default_size
         self.default_seed = default_seed
@@ -206,14 +212,15 @@ class SandboxState:
 
     def cached_book(self, account: Account) -> Book | None:
         """The account's book if it was already built, else None (without building it)."""
-        return self._books.get((account.size, account.seed))
+        return self._books.get(_book_key(account))
 
     def book(self, account: Account) -> Book:
         """The account's book, built on first use (slow for large books: call off the loop)."""
-        key = (account.size, account.seed)
+        key = _book_key(account)
         with self._book_lock:
             if key not in self._books:
-                self._books[key] = Book(generate_book(account.size, account.seed))
+                people = generate_book(account.size, account.seed)
+                self._books[key] = Book(soil(people, account.faults.dirty_every))
             return self._books[key]
 
     def change_book(
@@ -241,6 +248,10 @@ class SandboxState:
             base, modified=modified, added=added, deleted=deleted, seed=seed
         )
         return change.summary()
+
+
+def _book_key(account: Account) -> tuple[int, int, int]:
+    return account.size, account.seed, account.faults.dirty_every
 
 
 def create_sandbox_app(state: SandboxState) -> Starlette:
@@ -310,11 +321,6 @@ async def admit(request: Request, errors: ApiErrors) -> Admitted | Response:
 def _bearer_token(request: Request) -> str:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
-
-
-def _dumps(value: object) -> bytes:
-    # As Starlette's JSONResponse and Google: compact, UTF-8, non-ASCII left as is.
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 # --- sandbox control ---------------------------------------------------------------------------

@@ -25,7 +25,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from contact_import.providers.sandbox.listing import Listing, listing_people
+from contact_import.providers.sandbox.dirty import has_no_id
+from contact_import.providers.sandbox.listing import Listing, WireJSONResponse, listing_people
 
 if TYPE_CHECKING:
     from contact_import.providers.sandbox.app import Admitted, ApiErrors
@@ -90,7 +91,7 @@ async def _list_contacts(request: Request, admit: Admit) -> Response:
     stall = bool(every) and admitted.number % every == 0
     people = await listing_people(admitted, Listing(admitted.account.changes.version))
     page = _contacts_page(people, query, request, admitted.account.id, stall=stall)
-    return JSONResponse(page)
+    return WireJSONResponse(page)
 
 
 # --- the query -----------------------------------------------------------------------------------
@@ -188,7 +189,7 @@ def _link(request: Request, skip: int) -> str:
 def selected(contact: dict[str, Any], select: tuple[str, ...]) -> dict[str, Any]:
     if not select:
         return contact
-    kept = {"@odata.etag": contact["@odata.etag"], "id": contact["id"]}
+    kept = {key: contact[key] for key in ("@odata.etag", "id") if key in contact}
     return kept | {name: contact.get(name) for name in select}
 
 
@@ -201,14 +202,18 @@ def graph_contact_id(resource_name: str) -> str:
 
 
 def to_graph_contact(person: dict[str, Any]) -> dict[str, Any]:
-    """The Graph contact a sandbox Person stands for (every served property present)."""
+    """The Graph contact a sandbox Person stands for (every served property present, and
+    its id unless the Person is a ``dirty`` one without)."""
     names = person.get("names") or [{}]
     name = names[0]
     display = str(name.get("displayName", ""))
     emails = [str(e["value"]) for e in person.get("emailAddresses", []) if e.get("value")]
-    return {
-        "@odata.etag": _etag(str(person.get("etag", person["resourceName"]))),
-        "id": graph_contact_id(person["resourceName"]),
+    contact: dict[str, Any] = {
+        "@odata.etag": _etag(str(person.get("etag", person["resourceName"])))
+    }
+    if not has_no_id(person):
+        contact["id"] = graph_contact_id(person["resourceName"])
+    return contact | {
         "displayName": display,
         "givenName": name.get("givenName") or None,
         "surname": name.get("familyName") or None,

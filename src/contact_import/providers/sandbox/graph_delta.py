@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from contact_import.providers.sandbox.changes import is_tombstone
@@ -38,6 +38,7 @@ from contact_import.providers.sandbox.graph import (
 )
 from contact_import.providers.sandbox.listing import (
     Listing,
+    WireJSONResponse,
     listing_people,
     listing_token,
     malformed_answer,
@@ -91,7 +92,7 @@ async def _contacts_delta(request: Request, admit: Admit) -> Response:
     every = admitted.account.faults.empty_page_every
     stall = bool(every) and admitted.number % every == 0
     body = _delta_page(people, _Page(listing, select, size, stall), request, admitted.account)
-    answer = JSONResponse(body, headers=applied)
+    answer = WireJSONResponse(body, headers=applied)
     return malformed_answer(admitted.account.faults, admitted.number, bytes(answer.body)) or answer
 
 

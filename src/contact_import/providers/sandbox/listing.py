@@ -14,16 +14,18 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 if TYPE_CHECKING:
     from contact_import.providers.sandbox.app import Account, Admitted, Faults
 
 __all__ = [
     "Listing",
+    "WireJSONResponse",
     "listing_people",
     "listing_token",
     "malformed_answer",
@@ -32,11 +34,32 @@ __all__ = [
     "read_token",
     "seal",
     "unseal",
+    "wire_json",
 ]
 
 _SEAL_KEY = b"contact-import sandbox tokens"
 _MAC_SIZE = 8
 FULL = -1  # ``Listing.since`` of a full listing
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def wire_json(value: object) -> bytes:
+    """JSON as Google and Graph send it: compact, UTF-8 with non-ASCII as is, and a lone
+    surrogate (which UTF-8 cannot carry) as its escape, ``"\\ud800"``."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # json.dumps writes characters as they are only inside strings: escaping them there
+        # keeps the document valid and means the same text.
+        return _SURROGATE.sub(lambda found: f"\\u{ord(found[0]):04x}", text).encode()
+
+
+class WireJSONResponse(JSONResponse):
+    """Starlette's JSONResponse, encoded by ``wire_json`` (it would fail on a lone surrogate)."""
+
+    def render(self, content: Any) -> bytes:
+        return wire_json(content)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,6 @@ faults (expired tokens, truncated pages) are ``listing``'s.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from contact_import.providers.sandbox.changes import is_tombstone
+from contact_import.providers.sandbox.dirty import wire_person
 from contact_import.providers.sandbox.listing import (
     Listing,
     listing_people,
@@ -29,6 +29,7 @@ from contact_import.providers.sandbox.listing import (
     malformed_answer,
     page_token_expires,
     read_listing_token,
+    wire_json,
 )
 
 if TYPE_CHECKING:
@@ -246,10 +247,10 @@ def _connections_page(
         members.append(b'"connections":[' + b",".join(encoded) + b"]")
     if next_offset is not None:
         token = listing_token(account, "page", listing.at(next_offset), query.binding())
-        members.append(b'"nextPageToken":' + _dumps(token))
+        members.append(b'"nextPageToken":' + wire_json(token))
     elif query.request_sync_token:
         token = listing_token(account, "sync", Listing(listing.version))
-        members.append(b'"nextSyncToken":' + _dumps(token))
+        members.append(b'"nextSyncToken":' + wire_json(token))
     members.append(b'"totalPeople":%d,"totalItems":%d' % (len(people), len(people)))
     return b"{" + b",".join(members) + b"}"
 
@@ -260,15 +261,10 @@ def _people_json(
     if people is book.people and fields >= _SERVED_FIELDS:
         return book.people_json(start, end)  # encoded once per book, shared by its listings
     keep = fields | {"resourceName", "etag"}
-    return [_dumps(_masked(person, keep)) for person in people[start:end]]
+    return [wire_json(_masked(wire_person(person), keep)) for person in people[start:end]]
 
 
 def _masked(person: dict[str, Any], keep: frozenset[str]) -> dict[str, Any]:
     if is_tombstone(person):
         return person  # resourceName, etag and metadata.deleted, whatever the mask
     return {key: value for key, value in person.items() if key in keep}
-
-
-def _dumps(value: object) -> bytes:
-    # As Starlette's JSONResponse and Google: compact, UTF-8, non-ASCII left as is.
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
