@@ -13,7 +13,7 @@ from contact_import.metrics import Metrics
 from contact_import.providers.factory import SourceFactory
 from contact_import.runner.importer import Importer
 from contact_import.settings import Settings
-from contact_import.store.db import create_db_engine, upgrade_database
+from contact_import.store.db import create_db_engine, is_postgres, upgrade_database
 from contact_import.store.grants import GrantStore
 from contact_import.store.jobs import JobStore
 
@@ -68,6 +68,11 @@ class Runtime:
         )
         return cls(settings, engine, jobs, grants, http, importer, connections, metrics)
 
+    @property
+    def listen_url(self) -> str | None:
+        """Where workers LISTEN for new jobs (a libpq URL); None: poll only (SQLite)."""
+        return _libpq_url(self.engine) if is_postgres(self.engine) else None
+
     def close(self) -> None:
         self.http.close()
         self.engine.dispose()
@@ -77,3 +82,7 @@ class Runtime:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def _libpq_url(engine: Engine) -> str:
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)

@@ -64,7 +64,14 @@ def test_worker_wakes_on_notify_long_before_its_poll_interval(
         google_people_api_url=sandbox.base_url,
     )
     with Runtime.build(settings) as rt:
-        worker = Worker(rt.engine, rt.jobs, rt.importer, concurrency=1, poll_seconds=60)
+        worker = Worker(
+            rt.engine,
+            rt.jobs,
+            rt.importer,
+            concurrency=1,
+            poll_seconds=60,
+            listen_url=rt.listen_url,
+        )
         thread = threading.Thread(target=worker.run)
         thread.start()
         try:
