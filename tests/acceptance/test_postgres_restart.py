@@ -99,7 +99,7 @@ def _run_through_an_outage(
     _wait_for(lambda: rt.jobs.get(job.id).pages_done >= 3, 60, "three pages")
     back = _take_down(cluster, outage, while_down)
     pages_at_back = rt.jobs.get(job.id).pages_done
-    assert pages_at_back < BOOK // PAGE, "the import ended before the outage: test too slow"
+    assert pages_at_back < BOOK // PAGE, "the import ended before the outage: slow it down"
 
     queued = time.monotonic()
     second = queue_import(rt, sandbox, "sam", size=SECOND_BOOK, seed=4)
