@@ -151,6 +151,9 @@ class _TimedImporter:
         finally:
             self.finished = time.perf_counter()
 
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._importer, name)  # settle_pending, pending: as the importer's
+
 
 # --- child: one measured import through the real worker --------------------------------------
 
@@ -197,6 +200,7 @@ def child_import(argv: list[str]) -> None:
                 timed,  # type: ignore[arg-type]
                 concurrency=1,
                 poll_seconds=rt.settings.worker_poll_seconds,
+                listen_url=rt.listen_url,
             )
             started = time.perf_counter()
             worker.run(once=True)

@@ -18,6 +18,7 @@ from contact_import.providers.sandbox.server import RunningSandbox, start_sandbo
 from contact_import.runtime import Runtime
 from contact_import.settings import Settings
 from contact_import.store.db import create_db_engine, upgrade_database
+from tests.pg_cluster import ClusterUnavailable, PgCluster
 
 PG_ADMIN_URL = os.environ.get(
     "CONTACT_IMPORT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -90,10 +91,45 @@ def sqlite_database_url(sqlite_template: Path, tmp_path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """A throwaway Postgres cluster on a free port, for tests that stop and restart it (never
+    the shared server). Its database ``template`` is migrated; see ``cluster_database_url``."""
+    try:
+        cluster = PgCluster.create()
+    except ClusterUnavailable as exc:
+        if IN_CI:
+            pytest.fail(f"initdb/pg_ctl are required under CI=true: {exc}")
+        pytest.skip(str(exc))
+    try:
+        cluster.start()
+        engine = create_db_engine(cluster.create_database("template"))
+        upgrade_database(engine)
+        engine.dispose()
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+@pytest.fixture
+def cluster_database_url(pg_cluster: PgCluster) -> str:
+    """A fresh migrated database in the throwaway cluster (left there: the cluster goes)."""
+    pg_cluster.wait_accepting()  # an earlier test may have left it restarting
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_cluster.url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template')  # type: ignore[arg-type]
+    return pg_cluster.url(name)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest) -> str:
-    """Each test using it runs twice: on SQLite and on Postgres."""
-    name = {"sqlite": "sqlite_database_url", "postgres": "pg_database_url"}[request.param]
+    """Each test using it runs twice: on SQLite and on Postgres (``cluster``, on request: a
+    database in the throwaway cluster, for tests that restart Postgres)."""
+    name = {
+        "sqlite": "sqlite_database_url",
+        "postgres": "pg_database_url",
+        "cluster": "cluster_database_url",
+    }[request.param]
     return str(request.getfixturevalue(name))
 
 

@@ -52,7 +52,14 @@ def queue_import(
 
 
 def drain(rt: Runtime, concurrency: int = 2) -> Worker:
-    worker = Worker(rt.engine, rt.jobs, rt.importer, concurrency=concurrency, poll_seconds=0.05)
+    worker = Worker(
+        rt.engine,
+        rt.jobs,
+        rt.importer,
+        concurrency=concurrency,
+        poll_seconds=0.05,
+        listen_url=rt.listen_url,
+    )
     worker.run(once=True)
     return worker
 

@@ -1,7 +1,10 @@
 """The one exception tree of contact-import.
 
 Adapters translate foreign errors (httpx, drivers) into it at the edge, and each class says
-whether the job that met it should be retried later (``transient``) or failed now.
+whether the job that met it should be retried later (``transient``) or failed now, and whether
+meeting it uses up one of the job's attempts (``counts_attempt``: an outage of our own
+database is nobody's fault, so it does not). Database errors are translated in one place,
+``contact_import.store.db_errors``.
 
     ContactImportError
     ├── ConfigError                    settings missing or unsafe; raised before anything runs
@@ -17,6 +20,10 @@ whether the job that met it should be retried later (``transient``) or failed no
     │   ├── AccessTokenExpired         401: refresh the access token once, then retry the call
     │   └── CursorExpired              the page token / sync token is no longer accepted
     ├── StoreError
+    │   ├── DatabaseUnavailable        transient, attempt not counted: connection refused or lost,
+    │   │                              server shutting down or starting up; back off, reconnect
+    │   ├── DatabaseMisconfigured      permanent: tables missing, privileges or credentials
+    │   │                              refused; a runner that meets it cannot go on
     │   └── LeaseLost                  another worker owns the job now: stop, write nothing more
     ├── JobError
     │   ├── JobNotFound
@@ -32,6 +39,8 @@ __all__ = [
     "ConfigError",
     "ContactImportError",
     "CursorExpired",
+    "DatabaseMisconfigured",
+    "DatabaseUnavailable",
     "InsufficientScope",
     "InvalidOAuthState",
     "JobError",
@@ -53,6 +62,7 @@ class ContactImportError(Exception):
     """Base of every error this package raises on purpose."""
 
     transient: bool = False
+    counts_attempt: bool = True
 
 
 class ConfigError(ContactImportError):
@@ -115,6 +125,21 @@ class CursorExpired(ProviderError):
 
 class StoreError(ContactImportError):
     """The database refused something the runner relied on."""
+
+
+class DatabaseUnavailable(StoreError):
+    """The database cannot be reached right now (restart, failover, network): try again soon.
+
+    The job that met it is released with its attempt refunded: a restart must not use up
+    the attempts of every import that was running.
+    """
+
+    transient = True
+    counts_attempt = False
+
+
+class DatabaseMisconfigured(StoreError):
+    """The database answers but refuses us for good: schema missing, privileges, credentials."""
 
 
 class LeaseLost(StoreError):

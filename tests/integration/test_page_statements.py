@@ -65,9 +65,13 @@ def test_worker_wakes_on_notify_long_before_its_poll_interval(
     )
     with Runtime.build(settings) as rt:
         worker = Worker(
-            rt.engine, rt.jobs, rt.importer, concurrency=1, poll_seconds=60,
+            rt.engine,
+            rt.jobs,
+            rt.importer,
+            concurrency=1,
+            poll_seconds=60,
             listen_url=rt.listen_url,
-        )  # fmt: skip
+        )
         thread = threading.Thread(target=worker.run)
         thread.start()
         try:

@@ -15,6 +15,7 @@ import uvicorn
 from contact_import.cli import demo as demo_command
 from contact_import.cli.common import (
     console,
+    fail,
     friendly_errors,
     load_settings,
     runtime,
@@ -106,7 +107,9 @@ def worker(
 
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
-        w.run(once=once)
+        w.run(once=once)  # waits out database outages; returns early only if it cannot go on
+    if w.failure is not None:
+        raise fail(f"the worker cannot go on: {w.failure}")
 
 
 @app.command()
@@ -134,11 +137,34 @@ def serve(
             running = stack.enter_context(start_sandbox(SandboxState()))
             settings = load_settings(**here, **sandbox_settings(running.base_url))
             console.print(f"sandbox providers on {running.base_url}", highlight=False)
-        web_app = create_app(settings, run_worker=not no_worker)
+        watch = _ExitWhenWorkerStops()
+        web_app = create_app(settings, run_worker=not no_worker, on_worker_stopped=watch)
         # uvicorn drains on SIGTERM, then raises the signal again with the handler it found:
         # make that one a no-op, so a graceful stop exits 0 instead of dying by the signal.
         signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
-        uvicorn.run(web_app, host=host, port=port, log_level=log_level, access_log=False)
+        config = uvicorn.Config(
+            web_app, host=host, port=port, log_level=log_level, access_log=False
+        )
+        server = watch.server = uvicorn.Server(config)
+        server.run()
+    if watch.reason is not None:
+        raise fail(f"the in-process worker stopped: {watch.reason}")
+    if not server.started:
+        raise typer.Exit(3)  # what uvicorn.run exits with when the app did not start
+
+
+class _ExitWhenWorkerStops:
+    """Shuts uvicorn down gracefully when serve's in-process worker stops on its own, so the
+    process exits non-zero and its supervisor restarts it."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self.server: uvicorn.Server | None = None
+
+    def __call__(self, reason: str) -> None:
+        self.reason = reason
+        if self.server is not None:
+            self.server.should_exit = True
 
 
 @app.command()

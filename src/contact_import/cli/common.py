@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
@@ -18,9 +17,7 @@ from contact_import.errors import ConfigError, ContactImportError
 from contact_import.logs import configure_logging
 from contact_import.runtime import Runtime
 from contact_import.settings import Settings
-
-# Postgres' SQLSTATE for a relation that does not exist: the schema was never created.
-_UNDEFINED_TABLE = "42P01"
+from contact_import.store.db_errors import schema_missing
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -60,14 +57,6 @@ def database_error_message(exc: DBAPIError) -> str:
     if isinstance(exc, OperationalError):
         return f"cannot use the database: {_first_line(exc.orig)}"
     return f"database error: {_first_line(exc.orig)}"
-
-
-def schema_missing(exc: DBAPIError) -> bool:
-    """An undefined table: Postgres SQLSTATE 42P01, or SQLite's "no such table"."""
-    orig = exc.orig
-    if getattr(orig, "sqlstate", None) == _UNDEFINED_TABLE:
-        return True
-    return isinstance(orig, sqlite3.OperationalError) and str(orig).startswith("no such table")
 
 
 def _first_line(error: BaseException | None) -> str:

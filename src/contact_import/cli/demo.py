@@ -90,6 +90,7 @@ def _run_with_progress(rt: Runtime, job: Job) -> tuple[float, Job]:
         rt.importer,
         concurrency=1,
         poll_seconds=0.2,
+        listen_url=rt.listen_url,
     )
     thread = threading.Thread(target=worker.run, kwargs={"once": True}, daemon=True)
     started = time.monotonic()

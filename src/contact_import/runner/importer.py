@@ -20,13 +20,15 @@ from contact_import.errors import (
     AccessTokenExpired,
     ContactImportError,
     CursorExpired,
+    DatabaseUnavailable,
     LeaseLost,
-    PermanentProviderError,
     RateLimited,
 )
 from contact_import.metrics import FailureReason, Metrics, failure_reason
 from contact_import.providers.base import ContactPage, ContactSource
+from contact_import.runner.settlements import PendingSettlements, Settlement
 from contact_import.store.contacts import Incoming, PageResult, apply_page
+from contact_import.store.db_errors import translate_db_error
 from contact_import.store.grants import GrantStore
 from contact_import.store.jobs import Job, JobStore, Lease, PageCounts
 
@@ -36,6 +38,9 @@ log = logging.getLogger("contact_import.importer")
 
 # Listings restarted from the top in one run (expired cursors) before giving up for now.
 _MAX_RESTARTS = 2
+# A job interrupted by a database outage is runnable again this long after the failure: soon,
+# but not in a tight loop if the "outage" is this job's own statement killing its connection.
+OUTAGE_RELEASE_DELAY = 1.0
 
 
 class Outcome(StrEnum):
@@ -45,6 +50,9 @@ class Outcome(StrEnum):
     CONTINUING = "continuing"  # yielded at a page boundary: budget spent or shutting down
     RETRYING = "retrying"  # transient error: released with a backoff, resumes from its cursor
     LEASE_LOST = "lease_lost"  # someone else owns the job now
+    # The database went away: released with the attempt refunded, now or (the release waits
+    # in ``Importer.pending``) when the database is back; resumes from its cursor.
+    INTERRUPTED = "interrupted"
 
 
 @dataclass
@@ -167,6 +175,12 @@ class Importer:
         self._region = default_region
         self._jitter = jitter
         self._metrics = metrics or Metrics()
+        # Releases and finishes that met an outage; whoever runs the loop retries them.
+        self.pending = PendingSettlements(jobs)
+
+    def settle_pending(self) -> int:
+        """Retry the settlements that met an outage; raises DatabaseUnavailable if it lasts."""
+        return self.pending.retry()
 
     def run(self, job: Job, budget: ImportBudget, stop: threading.Event | None = None) -> Outcome:
         """Import pages of a claimed job until it ends or must yield; never raises."""
@@ -177,18 +191,10 @@ class Importer:
         progress = _Progress()
         try:
             outcome = self._run_pages(job, lease, budget, stop, progress)
-        except LeaseLost:
-            log.warning("lease lost; another worker owns the job now", extra=extra)
-            return Outcome.LEASE_LOST
         except _Stopping:
             return self._yield(lease)
-        except PermanentProviderError as exc:
-            return self._fail(lease, str(exc), extra, failure_reason(exc))
-        except (ContactImportError, SQLAlchemyError) as exc:
-            return self._retry_later(job, exc, _error_text(exc), extra)
         except Exception as exc:
-            log.exception("unexpected error in import", extra=extra)
-            return self._retry_later(job, exc, f"internal error ({type(exc).__name__})", extra)
+            return self._after_error(job, translate_db_error(exc), extra)
         if outcome is Outcome.COMPLETED:
             self._metrics.record_completion(job.started_at)
         log.info("job %s", outcome.value, extra=extra | progress.totals(job))
@@ -215,8 +221,8 @@ class Importer:
             if page.next_cursor is None:
                 return Outcome.COMPLETED
             if result.cancel_requested:
-                self._jobs.finish(lease, JobStatus.CANCELLED, "cancelled by the user")
-                return Outcome.CANCELLED
+                cancel = Settlement(lease, JobStatus.CANCELLED, error="cancelled by the user")
+                return self._settle(cancel, Outcome.CANCELLED, {"job_id": str(job.id)})
             cursor = page.next_cursor
 
     def _fetch(self, listing: _Listing, job: Job, cursor: str | None) -> _Fetched:
@@ -282,8 +288,8 @@ class Importer:
 
     def _yield(self, lease: Lease) -> Outcome:
         """Stop cleanly at a page boundary; the attempt is refunded and the cursor kept."""
-        self._jobs.release(lease, refund=True)
-        return Outcome.CONTINUING
+        settlement = Settlement(lease, refund=True)
+        return self._settle(settlement, Outcome.CONTINUING, {"job_id": str(lease.job_id)})
 
     def _lease_keeping_sleep(
         self, lease: Lease, stopping: Callable[[], bool]
@@ -307,17 +313,59 @@ class Importer:
 
         return sleep
 
+    def _after_error(self, job: Job, exc: BaseException, extra: dict[str, object]) -> Outcome:
+        """Settle the job after ``exc`` (already translated), as the exception tree says."""
+        if isinstance(exc, LeaseLost):
+            log.warning("lease lost; another worker owns the job now", extra=extra)
+            return Outcome.LEASE_LOST
+        if isinstance(exc, ContactImportError) and not exc.counts_attempt:
+            log.warning("interrupted: %s", exc, extra=extra)
+            return self._settle(self._outage_release(job), Outcome.INTERRUPTED, extra)
+        if isinstance(exc, ContactImportError) and not exc.transient:
+            return self._fail(job.lease, str(exc), extra, failure_reason(exc))
+        if isinstance(exc, ContactImportError | SQLAlchemyError):
+            return self._retry_later(job, exc, _error_text(exc), extra)
+        log.exception("unexpected error in import", extra=extra, exc_info=exc)
+        return self._retry_later(job, exc, f"internal error ({type(exc).__name__})", extra)
+
+    def _outage_release(self, job: Job) -> Settlement:
+        return Settlement(
+            job.lease,
+            delay=OUTAGE_RELEASE_DELAY,
+            refund=True,
+            error="the database was unavailable; the import resumes from where it stopped",
+            decided_at=self.pending.clock(),
+        )
+
+    def _settle(
+        self, settlement: Settlement, outcome: Outcome, extra: dict[str, object]
+    ) -> Outcome:
+        """Apply the run's last write; during an outage it waits in ``pending`` instead."""
+        try:
+            self.pending.apply(settlement)
+        except LeaseLost:
+            log.warning("could not %s the job: lease lost", settlement.what, extra=extra)
+            return Outcome.LEASE_LOST
+        except DatabaseUnavailable:
+            self.pending.add(settlement)
+            return Outcome.INTERRUPTED
+        except SQLAlchemyError:
+            log.exception(
+                "could not %s the job; its lease will expire", settlement.what, extra=extra
+            )
+            return Outcome.LEASE_LOST
+        return outcome
+
     def _fail(
         self, lease: Lease, message: str, extra: dict[str, object], reason: FailureReason
     ) -> Outcome:
-        try:
-            self._jobs.finish(lease, JobStatus.FAILED, message)
-        except (LeaseLost, SQLAlchemyError):
-            log.warning("could not record the failure: lease lost", extra=extra)
-            return Outcome.LEASE_LOST
-        self._metrics.record_failure(reason)
-        log.warning("job failed: %s", message, extra=extra | {"reason": reason.value})
-        return Outcome.FAILED
+        outcome = self._settle(
+            Settlement(lease, JobStatus.FAILED, error=message), Outcome.FAILED, extra
+        )
+        if outcome is Outcome.FAILED:
+            self._metrics.record_failure(reason)
+            log.warning("job failed: %s", message, extra=extra | {"reason": reason.value})
+        return outcome
 
     def _retry_later(
         self, job: Job, exc: BaseException, message: str, extra: dict[str, object]
@@ -332,11 +380,10 @@ class Importer:
                 failure_reason(exc),
             )
         log.warning("transient error, retrying in %.0fs: %s", decision.delay, message, extra=extra)
-        try:
-            self._jobs.release(job.lease, delay=decision.delay, refund=False, error=message)
-        except (LeaseLost, SQLAlchemyError):
-            return Outcome.LEASE_LOST
-        return Outcome.RETRYING
+        release = Settlement(
+            job.lease, delay=decision.delay, error=message, decided_at=self.pending.clock()
+        )
+        return self._settle(release, Outcome.RETRYING, extra)
 
 
 def _error_text(exc: BaseException) -> str:

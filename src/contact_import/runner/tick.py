@@ -10,6 +10,7 @@ from uuid import UUID
 
 from contact_import.metrics import Metrics
 from contact_import.runner.importer import ImportBudget, Importer, Outcome
+from contact_import.store.db_errors import map_db_errors
 from contact_import.store.jobs import JobStore, new_worker_name
 from contact_import.store.oauth_states import prune_expired_states
 
@@ -64,19 +65,22 @@ def run_tick(
 
     Each job stops at a page boundary when the shared budget cannot fit another page, and
     resumes from its cursor on a later tick. The tick is counted on ``metrics``, by default
-    the job store's.
+    the job store's. Raises DatabaseUnavailable when the database cannot be reached before
+    anything is claimed; once jobs run, the importer settles each of them whatever happens.
     """
     (metrics or jobs.metrics).cron_ticks.inc()
     log.info("tick started", extra={"budget_seconds": budget_seconds, "max_jobs": max_jobs})
     budget = ImportBudget.seconds(budget_seconds)
-    reaped_failed, reaped_cancelled = jobs.reap()
-    if reaped_failed or reaped_cancelled:
-        log.info(
-            "settled dead jobs", extra={"failed": reaped_failed, "cancelled": reaped_cancelled}
-        )
-    if pruned := prune_expired_states(jobs.engine):
-        log.info("pruned expired oauth states", extra={"count": pruned})
-    claimed = jobs.claim(worker or new_worker_name(), max_jobs)
+    with map_db_errors():  # an outage here raises DatabaseUnavailable: the route answers 503
+        importer.settle_pending()  # what an earlier tick of this process could not write
+        reaped_failed, reaped_cancelled = jobs.reap()
+        if reaped_failed or reaped_cancelled:
+            log.info(
+                "settled dead jobs", extra={"failed": reaped_failed, "cancelled": reaped_cancelled}
+            )
+        if pruned := prune_expired_states(jobs.engine):
+            log.info("pruned expired oauth states", extra={"count": pruned})
+        claimed = jobs.claim(worker or new_worker_name(), max_jobs)
     summary = TickSummary(claimed=len(claimed))
     if not claimed:
         log.info("no pending jobs")

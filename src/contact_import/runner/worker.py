@@ -1,17 +1,29 @@
-"""A long-running worker: N imports at once, woken by LISTEN/NOTIFY, polling as a fallback."""
+"""A long-running worker: N imports at once, woken by LISTEN/NOTIFY, polling as a fallback.
+
+It outlives the database: when a claim, a reap or a settlement meets an outage (restart,
+failover, network), the loop says so once, backs off (bounded, jittered), and carries on when
+the database is back; the LISTEN connection reconnects and listens again on its own.
+Releases and finishes that could not be written wait in the importer's ``pending`` queue and
+land first thing when the database returns, so an interrupted job resumes at once.
+"""
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 
 import psycopg
 from sqlalchemy import Engine
 
+from contact_import.errors import ContactImportError, DatabaseUnavailable
 from contact_import.runner.importer import ImportBudget, Importer, Outcome
-from contact_import.store.db import is_postgres
+from contact_import.runner.outage import Backoff, OutageWatch
+from contact_import.store.db_errors import map_db_errors, translate_db_error
 from contact_import.store.jobs import NOTIFY_CHANNEL, Job, JobStore, new_worker_name
 
 __all__ = ["Worker"]
@@ -23,7 +35,9 @@ class Worker:
     """Claims jobs while it has free slots; ``stop`` (e.g. SIGTERM) ends it gracefully.
 
     On stop, each running import finishes the page it is on, releases its lease (refunding the
-    attempt) and the job resumes elsewhere from its cursor.
+    attempt) and the job resumes elsewhere from its cursor. ``listen_url`` (a libpq URL) is
+    where to LISTEN for new jobs; None means poll only. ``failure`` says why the worker
+    stopped on its own (a database that refuses it for good), None otherwise.
     """
 
     def __init__(
@@ -37,6 +51,8 @@ class Worker:
         name: str | None = None,
         reap_seconds: float = 5.0,
         listen_url: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         self._engine = engine
         self._jobs = jobs
@@ -44,38 +60,105 @@ class Worker:
         self._concurrency = concurrency
         self._poll = poll_seconds
         self._reap_seconds = reap_seconds
+        self._last_reap = -float("inf")
         # A libpq URL to LISTEN on (Runtime.listen_url); None: poll only.
         self._listen_url = listen_url
-        self._last_reap = -float("inf")
+        self._clock, self._jitter = clock, jitter
         self.name = name or new_worker_name()
         self.stop = threading.Event()
         self._wake = threading.Event()
         self._running: set[Future[Outcome]] = set()
         self.outcomes: dict[Outcome, int] = {}
+        self.failure: BaseException | None = None
+        self.outage = OutageWatch(
+            log, clock=clock, backoff=Backoff(jitter=jitter), extra={"worker": self.name}
+        )
+        self._errors = Backoff(jitter=jitter)  # unexpected errors of the loop itself
 
     def run(self, *, once: bool = False) -> None:
-        """Work until stopped; with ``once``, until no job is runnable and none is running."""
+        """Work until stopped; with ``once``, until no job is runnable and none is running.
+
+        Never raises: database outages are waited out; an error the worker cannot go on
+        after ends it with ``failure`` set.
+        """
         log.info("worker started", extra={"worker": self.name, "concurrency": self._concurrency})
         listener = self._start_listener()
-        with ThreadPoolExecutor(self._concurrency, thread_name_prefix="import") as pool:
-            while not self.stop.is_set():
-                self._reap_now_and_then()
-                claimed = self._claim_free_slots()
-                for job in claimed:
-                    self._submit(pool, job)
-                if once and not claimed and not self._running:
-                    break
-                if not claimed or len(self._running) >= self._concurrency:
-                    self._wake.wait(self._poll)
-                    self._wake.clear()
-            self.stop.set()  # tells running imports to yield at their next page boundary
-        if listener is not None:
-            listener.join(timeout=5)
-        log.info("worker stopped", extra={"worker": self.name})
+        try:
+            with ThreadPoolExecutor(self._concurrency, thread_name_prefix="import") as pool:
+                try:
+                    self._loop(pool, once=once)
+                finally:
+                    self.stop.set()  # tells running imports to yield at their next page boundary
+        except Exception as exc:
+            self._give_up(exc)
+        finally:
+            self.stop.set()
+            self._settle_before_exit()
+            if listener is not None:
+                listener.join(timeout=5)
+        reason = {} if self.failure is None else {"reason": str(self.failure)}
+        log.info("worker stopped", extra={"worker": self.name} | reason)
+
+    def _loop(self, pool: ThreadPoolExecutor, *, once: bool) -> None:
+        while not self.stop.is_set():
+            try:
+                claimed = self._step()
+            except Exception as exc:
+                if not self._wait_out(exc):
+                    return
+                continue
+            self.outage.recovered()
+            self._errors.reset()
+            for job in claimed:
+                self._submit(pool, job)
+            if once and not claimed and not self._running and not self._importer.pending:
+                return
+            if not claimed or len(self._running) >= self._concurrency:
+                self._sleep(self._poll)
+
+    def _step(self) -> list[Job]:
+        """One pass: land waiting settlements first (their jobs resume now), reap, claim."""
+        with map_db_errors():
+            self._importer.settle_pending()
+            self._reap_now_and_then()
+            return self._claim_free_slots()
+
+    def _wait_out(self, exc: BaseException) -> bool:
+        """Back off after a failed pass; False when the error says the worker cannot go on."""
+        error = translate_db_error(exc)
+        if isinstance(error, ContactImportError) and not error.transient:
+            self._give_up(error)
+            return False
+        if isinstance(error, DatabaseUnavailable):
+            delay = self.outage.failed(error)
+        else:
+            log.error(
+                "worker loop failed; trying again", extra={"worker": self.name}, exc_info=error
+            )
+            delay = self._errors.next_delay()
+        self._sleep(delay)
+        return True
+
+    def _give_up(self, error: BaseException) -> None:
+        self.failure = error
+        # Our own errors say what is wrong; anything else is a bug: keep its traceback.
+        trace = None if isinstance(error, ContactImportError) else error
+        log.error("worker cannot go on: %s", error, extra={"worker": self.name}, exc_info=trace)
+        self.stop.set()
+
+    def _sleep(self, seconds: float) -> None:
+        """Until ``seconds`` pass, a job this process released is due again, or something wakes
+        the loop (NOTIFY, a finished import, stop)."""
+        pending = self._importer.pending
+        due = pending.next_due()
+        if due is not None:
+            seconds = min(seconds, max(0.01, due - pending.clock()))
+        self._wake.wait(seconds)
+        self._wake.clear()
 
     def _reap_now_and_then(self) -> None:
         """Settle dead jobs (see JobStore.reap) every few seconds, not on every wake-up."""
-        now = time.monotonic()
+        now = self._clock()
         if now - self._last_reap >= self._reap_seconds:
             self._last_reap = now
             self._jobs.reap()
@@ -87,14 +170,33 @@ class Worker:
 
     def _submit(self, pool: ThreadPoolExecutor, job: Job) -> None:
         future = pool.submit(self._importer.run, job, ImportBudget(), self.stop)
-        future.add_done_callback(self._done)
+        future.add_done_callback(partial(self._done, job))
         self._running.add(future)
 
-    def _done(self, future: Future[Outcome]) -> None:
-        if not future.cancelled() and future.exception() is None:
+    def _done(self, job: Job, future: Future[Outcome]) -> None:
+        error = None if future.cancelled() else future.exception()
+        if error is not None:  # Importer.run catches everything; this would be a bug there
+            log.error("import crashed", extra={"job_id": str(job.id)}, exc_info=error)
+        elif not future.cancelled():
             outcome = future.result()
             self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
         self._wake.set()
+
+    def _settle_before_exit(self) -> None:
+        """One last try for settlements still waiting; if the database is still away, their
+        leases expire and another worker takes the jobs over."""
+        waiting = len(self._importer.pending)
+        if not waiting:
+            return
+        try:
+            self._importer.settle_pending()
+        except Exception as exc:
+            log.warning(
+                "stopping with %d jobs unsettled (%s); their leases will expire",
+                len(self._importer.pending),
+                translate_db_error(exc),
+                extra={"worker": self.name},
+            )
 
     def request_stop(self) -> None:
         self.stop.set()
@@ -103,23 +205,37 @@ class Worker:
     # -- LISTEN/NOTIFY --------------------------------------------------------------------
 
     def _start_listener(self) -> threading.Thread | None:
-        if self._listen_url is None or not is_postgres(self._engine):
+        if self._listen_url is None:
             return None
-        thread = threading.Thread(
-            target=self._listen, args=(self._listen_url,), name="listen", daemon=True
-        )
+        thread = threading.Thread(target=self._listen, name="listen", daemon=True)
         thread.start()
         return thread
 
-    def _listen(self, url: str) -> None:
-        """Wake the loop on each NOTIFY; on any error fall back to polling and reconnect."""
+    def _listen(self) -> None:
+        """Wake the loop on each NOTIFY; while the connection is down, the loop polls."""
+        watch = OutageWatch(
+            log,
+            gone="LISTEN connection failed; polling until it is back",
+            back="listening for new jobs again",
+            level=logging.INFO,
+            clock=self._clock,
+            backoff=Backoff(jitter=self._jitter),
+            extra={"worker": self.name},
+        )
         while not self.stop.is_set():
             try:
-                with psycopg.connect(url, autocommit=True) as conn:
-                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    while not self.stop.is_set():
-                        for _ in conn.notifies(timeout=1.0, stop_after=1):
-                            self._wake.set()
-            except psycopg.Error as exc:
-                log.warning("LISTEN connection failed (%s); polling", type(exc).__name__)
-                self.stop.wait(self._poll)
+                self._listen_until_error(watch)
+            except Exception as exc:
+                if not isinstance(exc, psycopg.Error):
+                    log.error("LISTEN failed", extra={"worker": self.name}, exc_info=exc)
+                self.stop.wait(watch.failed(exc))
+
+    def _listen_until_error(self, watch: OutageWatch) -> None:
+        assert self._listen_url is not None
+        with psycopg.connect(self._listen_url, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            watch.recovered()
+            self._wake.set()  # a job may have been queued while nobody listened
+            while not self.stop.is_set():
+                for _ in conn.notifies(timeout=1.0, stop_after=1):
+                    self._wake.set()

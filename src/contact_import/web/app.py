@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import Headers
 
 from contact_import import __version__
+from contact_import.errors import DatabaseUnavailable
 from contact_import.runner.worker import Worker
 from contact_import.runtime import Runtime
 from contact_import.settings import Settings
+from contact_import.store.db_errors import translate_db_error
 from contact_import.web.pages import status as status_pages
 from contact_import.web.problems import install_problem_handlers
 from contact_import.web.routes import contacts, cron, imports, ops
+from contact_import.web.supervision import InProcessWorker
 
 __all__ = ["create_app"]
 
@@ -26,11 +30,17 @@ log = logging.getLogger("contact_import.web")
 
 
 def create_app(
-    settings: Settings, *, runtime: Runtime | None = None, run_worker: bool = False
+    settings: Settings,
+    *,
+    runtime: Runtime | None = None,
+    run_worker: bool = False,
+    on_worker_stopped: Callable[[str], None] | None = None,
 ) -> FastAPI:
     """The API and the status page. ``run_worker`` also imports in this process (`serve`).
 
-    Pass ``runtime`` to share one (tests); otherwise it is built when the app starts.
+    Pass ``runtime`` to share one (tests); otherwise it is built when the app starts. If the
+    in-process worker stops on its own, /healthz answers 503 and ``on_worker_stopped`` is
+    called with the reason (`serve` exits non-zero then, for its supervisor to restart it).
     """
     settings.require_secrets("token_encryption_key", "cron_secret", "jwt_secret")
 
@@ -39,13 +49,13 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = holder.get()
-        worker, thread = _start_worker(rt) if run_worker else (None, None)
+        worker = _start_worker(rt, on_worker_stopped) if run_worker else None
+        app.state.in_process_worker = worker
         try:
             yield
         finally:
-            if worker is not None and thread is not None:
-                worker.request_stop()
-                thread.join(timeout=60)
+            if worker is not None:
+                worker.stop()
             holder.close()
 
     app = FastAPI(
@@ -57,7 +67,9 @@ def create_app(
         redirect_slashes=False,
     )
     app.state.runtime_holder = holder
+    app.state.in_process_worker = None
     install_problem_handlers(app)
+    _install_outage_handlers(app)
     if settings.cors_origins:
         app.add_middleware(
             JsonCORSMiddleware,
@@ -69,6 +81,25 @@ def create_app(
     for module in (cron, imports, contacts, ops, status_pages):
         app.include_router(module.router)
     return app
+
+
+def _install_outage_handlers(app: FastAPI) -> None:
+    """Any route that meets a database outage answers 503 with Retry-After, not a 500."""
+
+    async def unavailable(_request: Request, _exc: Exception) -> JSONResponse:
+        return JSONResponse(
+            {"error": "the database is unavailable; try again shortly"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(translate_db_error(exc), DatabaseUnavailable):
+            return await unavailable(request, exc)
+        raise exc  # not an outage: the catch-all answers 500 and logs the traceback
+
+    app.add_exception_handler(DatabaseUnavailable, unavailable)
+    app.add_exception_handler(SQLAlchemyError, database_error)
 
 
 class JsonCORSMiddleware(CORSMiddleware):
@@ -105,7 +136,7 @@ class _RuntimeHolder:
                 self._runtime = None
 
 
-def _start_worker(rt: Runtime) -> tuple[Worker, threading.Thread]:
+def _start_worker(rt: Runtime, on_stopped: Callable[[str], None] | None) -> InProcessWorker:
     worker = Worker(
         rt.engine,
         rt.jobs,
@@ -114,7 +145,6 @@ def _start_worker(rt: Runtime) -> tuple[Worker, threading.Thread]:
         poll_seconds=rt.settings.worker_poll_seconds,
         listen_url=rt.listen_url,
     )
-    thread = threading.Thread(target=worker.run, name="worker", daemon=True)
-    thread.start()
-    log.info("in-process worker started", extra={"worker": worker.name})
-    return worker, thread
+    supervised = InProcessWorker(worker, on_stopped)
+    supervised.start()
+    return supervised

@@ -103,3 +103,6 @@ class CronOut(BaseModel):
 class HealthOut(BaseModel):
     status: str
     database: str
+    # "running", "off" (no in-process worker: `serve --no-worker`, serverless), or
+    # "stopped: <reason>" (then status is "unavailable" and `serve` is exiting).
+    worker: str = "off"

@@ -42,7 +42,11 @@ def process_imports(
     x_cron_secret: Annotated[str | None, Header()] = None,
     key: Annotated[str | None, Query(description="the cron secret, for manual runs")] = None,
 ) -> CronOut:
-    """Reclaim dead leases, claim up to TICK_MAX_JOBS jobs and import within the budget."""
+    """Reclaim dead leases, claim up to TICK_MAX_JOBS jobs and import within the budget.
+
+    During a database outage run_tick raises DatabaseUnavailable: the app answers it with a
+    JSON 503 (see web/app.py), and the jobs it interrupted resume on a later tick.
+    """
     check_cron_secret(rt.settings.cron_secret, authorization, x_cron_secret, key)
     summary = run_tick(
         rt.jobs,
@@ -60,5 +64,6 @@ for method in ("GET", "POST"):  # Vercel's cron sends GET; POST for everyone els
         methods=[method],
         operation_id=f"process_imports_{method.lower()}",
         response_model=CronOut,
-        responses={401: {"model": ErrorOut}},
+        # 503 (with Retry-After): the database is unavailable; the next tick carries on.
+        responses={401: {"model": ErrorOut}, 503: {"model": ErrorOut}},
     )
