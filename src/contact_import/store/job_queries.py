@@ -41,7 +41,6 @@ from contact_import.store.schema import ACTIVE_SQL, imported_contacts, jobs
 __all__ = [
     "ONE_ACTIVE_INDEX",
     "action_counts",
-    "active_job_of",
     "cancel_if_unheld",
     "checkpoint_job",
     "claim_jobs",
@@ -92,7 +91,7 @@ def _unheld(now: ColumnElement[datetime]) -> ColumnElement[bool]:
     return or_(jobs.c.locked_by.is_(None), jobs.c.lease_expires_at < now)
 
 
-def active_job_of(table: Any, user_id: Any, provider: Any) -> ColumnElement[bool]:
+def _active_of(table: Any, user_id: Any, provider: Any) -> ColumnElement[bool]:
     """``table``'s active jobs of (user, provider): values or correlated columns."""
     return and_(
         table.c.user_id == user_id, table.c.provider == provider, table.c.status.in_(_ACTIVE)
@@ -169,7 +168,7 @@ def insert_job(conn: Connection, values: Values) -> Insert:
 
 
 def select_active(user_id: str, provider: str) -> Select[Any]:
-    return select(jobs).where(active_job_of(jobs, user_id, provider))
+    return select(jobs).where(_active_of(jobs, user_id, provider))
 
 
 def select_job(job_id: UUID, user_id: str | None, *, for_update: bool = False) -> Select[Any]:
@@ -366,7 +365,7 @@ def requeue_job(conn: Connection, job_id: UUID, user_id: str | None) -> Update:
     refuses the second active job (``ONE_ACTIVE_INDEX``), which is the same conflict.
     """
     other = jobs.alias("other")
-    another_active = select(other.c.id).where(active_job_of(other, jobs.c.user_id, jobs.c.provider))
+    another_active = select(other.c.id).where(_active_of(other, jobs.c.user_id, jobs.c.provider))
     stmt = (
         sql_update(jobs)
         .where(jobs.c.id == job_id, jobs.c.status.in_(_RETRYABLE))
@@ -378,4 +377,4 @@ def requeue_job(conn: Connection, job_id: UUID, user_id: str | None) -> Update:
 
 
 def running_job_id(user_id: str, provider: str) -> Select[Any]:
-    return select(jobs.c.id).where(active_job_of(jobs, user_id, provider))
+    return select(jobs.c.id).where(_active_of(jobs, user_id, provider))
