@@ -185,7 +185,7 @@ def child_import(argv: list[str]) -> None:
             profiler = cProfile.Profile()
             started = time.perf_counter()
             profiler.enable()
-            (claimed,) = rt.jobs.claim("bench-profile", 1)
+            (claimed,) = rt.jobs.claim("bench-profile", 1).jobs
             rt.importer.run(claimed, ImportBudget(), threading.Event())
             profiler.disable()
             finished = worker_done = time.perf_counter()
@@ -195,9 +195,9 @@ def child_import(argv: list[str]) -> None:
             # The default poll (5 s): with one slot the loop sleeps while the import runs (its
             # end wakes it), instead of reaping and claiming every few milliseconds beside it.
             worker = Worker(
-                rt.engine,
                 rt.jobs,
                 timed,  # type: ignore[arg-type]
+                metrics=rt.metrics,
                 concurrency=1,
                 poll_seconds=rt.settings.worker_poll_seconds,
                 listen_url=rt.listen_url,

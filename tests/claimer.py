@@ -23,7 +23,7 @@ def main() -> None:
     time.sleep(max(0.0, start_at - time.time()))  # all processes start claiming together
     empty_rounds = 0
     while empty_rounds < 3:
-        jobs = store.claim(name, batch)
+        jobs = store.claim(name, batch).jobs
         empty_rounds = 0 if jobs else empty_rounds + 1
         for job in jobs:
             claimed.append(str(job.id))

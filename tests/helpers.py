@@ -53,9 +53,9 @@ def queue_import(
 
 def drain(rt: Runtime, concurrency: int = 2) -> Worker:
     worker = Worker(
-        rt.engine,
         rt.jobs,
         rt.importer,
+        metrics=rt.metrics,
         concurrency=concurrency,
         poll_seconds=0.05,
         listen_url=rt.listen_url,

@@ -4,7 +4,8 @@ Adapters translate foreign errors (httpx, drivers) into it at the edge, and each
 whether the job that met it should be retried later (``transient``) or failed now, and whether
 meeting it uses up one of the job's attempts (``counts_attempt``: an outage of our own
 database is nobody's fault, so it does not). Database errors are translated in one place,
-``contact_import.store.db_errors``.
+``contact_import.store.db_errors``; why a job failed, as a bounded label, is
+``contact_import.failures``.
 
     ContactImportError
     ├── ConfigError                    settings missing or unsafe; raised before anything runs
@@ -24,6 +25,8 @@ database is nobody's fault, so it does not). Database errors are translated in o
     │   │                              server shutting down or starting up; back off, reconnect
     │   ├── DatabaseMisconfigured      permanent: tables missing, privileges or credentials
     │   │                              refused; a runner that meets it cannot go on
+    │   ├── StatementFailed            transient, attempt counted: any other database error (a
+    │   │                              deadlock, two imports racing on one key); retry the job
     │   └── LeaseLost                  another worker owns the job now: stop, write nothing more
     ├── JobError
     │   ├── JobNotFound
@@ -53,6 +56,7 @@ __all__ = [
     "ProviderUnavailable",
     "RateLimited",
     "RequestRejected",
+    "StatementFailed",
     "StoreError",
     "TransientProviderError",
 ]
@@ -140,6 +144,13 @@ class DatabaseUnavailable(StoreError):
 
 class DatabaseMisconfigured(StoreError):
     """The database answers but refuses us for good: schema missing, privileges, credentials."""
+
+
+class StatementFailed(StoreError):
+    """A statement failed for a reason of its own (a deadlock, a unique key two concurrent
+    imports both wrote): the job is retried later from its cursor, the attempt counted."""
+
+    transient = True
 
 
 class LeaseLost(StoreError):

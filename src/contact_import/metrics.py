@@ -1,8 +1,10 @@
 """Prometheus metrics of one process, in their own registry (built once, by the runtime).
 
-Counters move where the event happens (the job store, the importer, the tick); the queue's
-gauges are read from the database at scrape time, so every process reports the same truth
-however many workers share the queue.
+The store says what happened (``Claimed``, ``Reaped``, a page's counts) and never counts
+anything itself; the runners (importer, tick, worker) record those facts here, on the one
+``Metrics`` the runtime builds and passes to each of them. The queue's gauges are read from
+the database at scrape time, so every process reports the same truth however many workers
+share the queue.
 
     contact_import_claims_total                       jobs claimed (one attempt each)
     contact_import_reclaims_total                     claims of a job whose lease had expired
@@ -21,8 +23,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -30,20 +30,10 @@ from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
 from contact_import.domain.job import JobStatus
-from contact_import.errors import (
-    AccessRevoked,
-    ContactImportError,
-    InsufficientScope,
-    MalformedResponse,
-    ProviderUnavailable,
-    RateLimited,
-    RequestRejected,
-)
+from contact_import.failures import FailureReason
+from contact_import.store.job_rows import Claimed, PageCounts, QueueStats, Reaped
 
-if TYPE_CHECKING:
-    from contact_import.store.jobs import QueueStats
-
-__all__ = ["CONTACT_ACTIONS", "FailureReason", "Metrics", "failure_reason"]
+__all__ = ["CONTACT_ACTIONS", "Metrics"]
 
 log = logging.getLogger("contact_import.metrics")
 
@@ -51,38 +41,6 @@ CONTACT_ACTIONS = ("created", "updated", "skipped", "failed")
 
 # Imports last from a second (a small book) to hours (a huge one paced by rate limits).
 _DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, float("inf"))
-
-
-class FailureReason(StrEnum):
-    """The bounded ``reason`` label of failures; chosen from the exception class only."""
-
-    REVOKED = "revoked"  # the user revoked access / the refresh token is dead
-    SCOPE = "scope"  # the grant lacks the contacts scope
-    RATE_LIMITED = "rate_limited"  # attempts exhausted on 429s
-    UNAVAILABLE = "unavailable"  # attempts exhausted on 5xx / timeouts
-    MALFORMED = "malformed"  # attempts exhausted on unreadable bodies
-    GAVE_UP = "gave_up"  # attempts exhausted otherwise (crashed workers, database errors)
-    INTERNAL = "internal"  # a bug: an unexpected exception or a request the provider rejects
-
-
-_REASON_OF: tuple[tuple[type[BaseException], FailureReason], ...] = (
-    (AccessRevoked, FailureReason.REVOKED),
-    (InsufficientScope, FailureReason.SCOPE),
-    (RateLimited, FailureReason.RATE_LIMITED),
-    (ProviderUnavailable, FailureReason.UNAVAILABLE),
-    (MalformedResponse, FailureReason.MALFORMED),
-    (RequestRejected, FailureReason.INTERNAL),
-)
-
-
-def failure_reason(exc: BaseException) -> FailureReason:
-    """The label for a job that failed on ``exc`` (never derived from its message)."""
-    for cls, reason in _REASON_OF:
-        if isinstance(exc, cls):
-            return reason
-    if isinstance(exc, ContactImportError | SQLAlchemyError):
-        return FailureReason.GAVE_UP
-    return FailureReason.INTERNAL
 
 
 class Metrics:
@@ -127,12 +85,21 @@ class Metrics:
         """Report the queue's gauges, read with ``stats`` at each scrape."""
         self.registry.register(_QueueCollector(stats))
 
+    def record_claim(self, claimed: Claimed) -> None:
+        self.claims.inc(len(claimed.jobs))
+        self.reclaims.inc(claimed.reclaimed)
+
+    def record_reap(self, reaped: Reaped) -> None:
+        """Jobs the reap failed gave up: their last attempt died without finishing."""
+        self.record_failure(FailureReason.GAVE_UP, reaped.failed)
+
     def record_failure(self, reason: FailureReason, count: int = 1) -> None:
         if count:
             self.failures.labels(reason.value).inc(count)
 
-    def record_contacts(self, counts: dict[str, int]) -> None:
-        for action, n in counts.items():
+    def record_contacts(self, counts: PageCounts) -> None:
+        """What a page did to its contacts, by action."""
+        for action, n in zip(CONTACT_ACTIONS, _by_action(counts), strict=True):
             if n:
                 self.contacts.labels(action).inc(n)
 
@@ -140,6 +107,10 @@ class Metrics:
         self.completions.inc()
         elapsed = ((now or datetime.now(UTC)) - started_at).total_seconds()
         self.import_duration.observe(max(0.0, elapsed))
+
+
+def _by_action(counts: PageCounts) -> tuple[int, int, int, int]:
+    return counts.created, counts.updated, counts.skipped, counts.failed
 
 
 class _QueueCollector(Collector):

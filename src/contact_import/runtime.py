@@ -45,19 +45,12 @@ class Runtime:
             upgrade_database(engine)
         metrics = Metrics()
         jobs = JobStore(
-            engine,
-            lease_seconds=settings.lease_seconds,
-            max_attempts=settings.max_attempts,
-            metrics=metrics,
+            engine, lease_seconds=settings.lease_seconds, max_attempts=settings.max_attempts
         )
         metrics.watch_queue(jobs.queue_stats)
         cipher = TokenCipher(settings.token_keys())
         grants = GrantStore(engine, cipher)
-        http = httpx.Client(
-            timeout=settings.http_timeout_seconds,
-            limits=httpx.Limits(max_connections=settings.worker_concurrency * 2 + 4),
-            headers={"User-Agent": "contact-import"},
-        )
+        http = _http_client(settings)
         importer = Importer(
             engine,
             jobs,
@@ -89,3 +82,12 @@ class Runtime:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def _http_client(settings: Settings) -> httpx.Client:
+    """One client for every provider call: its pool fits every import thread."""
+    return httpx.Client(
+        timeout=settings.http_timeout_seconds,
+        limits=httpx.Limits(max_connections=settings.worker_concurrency * 2 + 4),
+        headers={"User-Agent": "contact-import"},
+    )

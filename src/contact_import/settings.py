@@ -11,9 +11,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contact_import.errors import ConfigError
 from contact_import.logs import LogFormat
-from contact_import.store.pooler import PoolerSetting
 
-__all__ = ["DEV_TOKEN_ENCRYPTION_KEY", "Settings"]
+__all__ = ["DEV_TOKEN_ENCRYPTION_KEY", "PoolerSetting", "Settings"]
+
+# DATABASE_POOLER: what sits between us and Postgres (see store/pooler.py); auto reads the URL.
+PoolerSetting = Literal["auto", "none", "session", "transaction"]
 
 # Used only when CONTACT_IMPORT_ENV=development and no key is configured; refused otherwise.
 # Public on purpose (it is in the repository), hence refused outside development.

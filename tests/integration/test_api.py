@@ -670,7 +670,7 @@ def test_cancel_and_retry(client: TestClient, rt: Runtime) -> None:
     assert_error(client.post(f"{API}/jobs/{job_id}/retry", headers=carol), 409)
 
     # A job a worker holds: retry is refused, cancel is a request the worker honours later.
-    (claimed,) = rt.jobs.claim("test-worker", 1)
+    (claimed,) = rt.jobs.claim("test-worker", 1).jobs
     assert claimed.id == job_id
     assert_error(client.post(f"{API}/jobs/{job_id}/retry", headers=carol), 409)
     flagged = client.post(f"{API}/jobs/{job_id}/cancel", headers=carol)

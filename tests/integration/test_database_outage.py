@@ -68,9 +68,9 @@ def test_a_worker_waits_out_a_database_it_cannot_reach_and_says_so_once(
     with Runtime.build(down_settings) as rt:
         assert rt.listen_url is not None
         worker = Worker(
-            rt.engine,
             rt.jobs,
             rt.importer,
+            metrics=rt.metrics,
             concurrency=2,
             poll_seconds=0.05,
             listen_url=rt.listen_url,
@@ -93,7 +93,7 @@ def test_a_worker_stops_on_its_own_when_the_schema_is_gone(runtime: Runtime) -> 
     with runtime.engine.begin() as conn:
         conn.execute(text("ALTER TABLE contact_import_jobs RENAME TO contact_import_jobs_moved"))
     worker = Worker(
-        runtime.engine, runtime.jobs, runtime.importer, concurrency=1, poll_seconds=0.05
+        runtime.jobs, runtime.importer, metrics=runtime.metrics, concurrency=1, poll_seconds=0.05
     )
     with running(worker) as thread:
         thread.join(timeout=20)

@@ -90,18 +90,18 @@ def test_expired_lease_is_reclaimed_and_completes_exactly(
         job = queue_import(rt, sandbox, "erin", size=3000, seed=3)
         crashing = Importer(
             rt.engine, rt.jobs, _crashing_after(3, rt.importer._sources),
-            lease_seconds=0.5, default_region="US", grants=rt.grants,
+            lease_seconds=0.5, default_region="US", grants=rt.grants, metrics=rt.metrics,
         )  # fmt: skip
-        (claimed,) = rt.jobs.claim("doomed", 1)
+        (claimed,) = rt.jobs.claim("doomed", 1).jobs
         with pytest.raises(_Crash):
             crashing.run(claimed, budget=ImportBudget())
         stuck = rt.jobs.get(job.id)
         assert stuck.status is JobStatus.PROCESSING
         assert stuck.pages_done == 3
         assert stuck.locked_by is not None
-        assert rt.jobs.claim("too-early", 1) == []  # the lease still holds
+        assert rt.jobs.claim("too-early", 1).jobs == []  # the lease still holds
         time.sleep(0.6)
-        summary = run_tick(rt.jobs, rt.importer, budget_seconds=60, max_jobs=1)
+        summary = run_tick(rt.jobs, rt.importer, metrics=rt.metrics, budget_seconds=60, max_jobs=1)
         assert summary.to_json()["job_ids"]["processed"] == [str(job.id)]
         done = rt.jobs.get(job.id)
         assert done.attempts == 2  # the crashed attempt counts
@@ -118,7 +118,9 @@ def test_ticks_with_a_small_budget_finish_a_large_import(
         ticks = []
         while rt.jobs.get(job.id).status is not JobStatus.COMPLETED:
             started = time.monotonic()
-            summary = run_tick(rt.jobs, rt.importer, budget_seconds=budget, max_jobs=2)
+            summary = run_tick(
+                rt.jobs, rt.importer, metrics=rt.metrics, budget_seconds=budget, max_jobs=2
+            )
             elapsed = time.monotonic() - started
             ticks.append(summary)
             # A tick may overrun only by the one page it had started (plus claim bookkeeping).
@@ -133,7 +135,9 @@ def test_ticks_with_a_small_budget_finish_a_large_import(
 
 
 def test_tick_with_nothing_to_do(runtime: Runtime) -> None:
-    summary = run_tick(runtime.jobs, runtime.importer, budget_seconds=1, max_jobs=2)
+    summary = run_tick(
+        runtime.jobs, runtime.importer, metrics=runtime.metrics, budget_seconds=1, max_jobs=2
+    )
     assert summary.to_json() == {
         "message": "No pending jobs",
         "processed": 0,
@@ -147,7 +151,7 @@ def test_cancel_stops_a_running_import_at_a_page_boundary(
 ) -> None:
     with Runtime.build(settings_for(page_size=200)) as rt:
         job = queue_import(rt, sandbox, "gina", size=2000)
-        (claimed,) = rt.jobs.claim("w", 1)
+        (claimed,) = rt.jobs.claim("w", 1).jobs
         rt.jobs.cancel(job.id)  # held by a live worker: only flagged
         assert rt.jobs.get(job.id).status is JobStatus.PROCESSING
         outcome = rt.importer.run(claimed, ImportBudget())
@@ -164,7 +168,12 @@ def test_cancel_of_a_waiting_job_is_immediate_and_retry_resumes(
     job = queue_import(runtime, sandbox, "hank", size=50)
     cancelled = runtime.jobs.cancel(job.id)
     assert cancelled.status is JobStatus.CANCELLED
-    assert run_tick(runtime.jobs, runtime.importer, budget_seconds=5, max_jobs=2).claimed == 0
+    assert (
+        run_tick(
+            runtime.jobs, runtime.importer, metrics=runtime.metrics, budget_seconds=5, max_jobs=2
+        ).claimed
+        == 0
+    )
     retried = runtime.jobs.retry(job.id)
     assert retried.status is JobStatus.FETCHING
     drain(runtime)
@@ -176,7 +185,7 @@ def test_transient_provider_errors_back_off_then_fail_after_max_attempts(
 ) -> None:
     with Runtime.build(settings_for(max_attempts=2, provider_max_retries=0)) as rt:
         job = queue_import(rt, sandbox, "ivy", size=10, faults=Faults(server_error_every=1))
-        first = run_tick(rt.jobs, rt.importer, budget_seconds=30, max_jobs=1)
+        first = run_tick(rt.jobs, rt.importer, metrics=rt.metrics, budget_seconds=30, max_jobs=1)
         assert first.to_json()["job_ids"]["continuing"] == [str(job.id)]
         waiting = rt.jobs.get(job.id)
         assert waiting.status is JobStatus.PROCESSING
@@ -185,7 +194,7 @@ def test_transient_provider_errors_back_off_then_fail_after_max_attempts(
         assert "503" in (waiting.error_message or "") or waiting.error_message
         with rt.engine.begin() as conn:  # let the backoff pass
             conn.execute(update(jobs).values(run_after=waiting.updated_at))
-        second = run_tick(rt.jobs, rt.importer, budget_seconds=30, max_jobs=1)
+        second = run_tick(rt.jobs, rt.importer, metrics=rt.metrics, budget_seconds=30, max_jobs=1)
         assert second.to_json()["job_ids"]["failed"] == [str(job.id)]
         failed = rt.jobs.get(job.id)
         assert failed.status is JobStatus.FAILED
@@ -204,10 +213,10 @@ def test_a_long_retry_after_keeps_the_lease(
 
         def thief() -> None:
             while not done.is_set():
-                stolen.extend(rt.jobs.claim("thief", 1))
+                stolen.extend(rt.jobs.claim("thief", 1).jobs)
                 time.sleep(0.1)
 
-        (claimed,) = rt.jobs.claim("owner", 1)
+        (claimed,) = rt.jobs.claim("owner", 1).jobs
         thread = threading.Thread(target=thief)
         thread.start()
         try:

@@ -14,7 +14,7 @@ from contact_import.domain.job import JobStatus
 from contact_import.errors import JobStateConflict, LeaseLost
 from contact_import.runtime import Runtime
 from contact_import.settings import Settings
-from contact_import.store.jobs import PageCounts, checkpoint
+from contact_import.store.jobs import Checkpoint, PageCounts, checkpoint
 from contact_import.store.schema import jobs, metadata
 
 
@@ -26,7 +26,7 @@ def _expire(rt: Runtime, job_id: object) -> None:
 
 def test_claim_takes_a_lease_and_counts_the_attempt(runtime: Runtime) -> None:
     job, _ = runtime.jobs.create("u1", "google")
-    (claimed,) = runtime.jobs.claim("w1", 5)
+    (claimed,) = runtime.jobs.claim("w1", 5).jobs
     assert claimed.id == job.id
     assert claimed.status is JobStatus.PROCESSING
     assert claimed.attempts == 1
@@ -34,14 +34,14 @@ def test_claim_takes_a_lease_and_counts_the_attempt(runtime: Runtime) -> None:
     assert claimed.locked_by.startswith("w1/")
     assert claimed.lease_expires_at is not None
     assert claimed.lease_expires_at > datetime.now(UTC)
-    assert runtime.jobs.claim("w2", 5) == []  # held
+    assert runtime.jobs.claim("w2", 5).jobs == []  # held
 
 
 def test_claim_skips_jobs_that_are_not_due(runtime: Runtime) -> None:
     job, _ = runtime.jobs.create("u1", "google")
-    (claimed,) = runtime.jobs.claim("w1", 1)
+    (claimed,) = runtime.jobs.claim("w1", 1).jobs
     runtime.jobs.release(claimed.lease, delay=60, refund=False, error="503 from provider")
-    assert runtime.jobs.claim("w1", 1) == []
+    assert runtime.jobs.claim("w1", 1).jobs == []
     waiting = runtime.jobs.get(job.id)
     assert waiting.error_message == "503 from provider"
     assert waiting.attempts == 1
@@ -49,9 +49,9 @@ def test_claim_skips_jobs_that_are_not_due(runtime: Runtime) -> None:
 
 def test_a_lost_lease_fences_every_write(runtime: Runtime) -> None:
     runtime.jobs.create("u1", "google")
-    (old,) = runtime.jobs.claim("w1", 1)
+    (old,) = runtime.jobs.claim("w1", 1).jobs
     _expire(runtime, old.id)
-    (new,) = runtime.jobs.claim("w2", 1)  # reclaimed by another worker
+    (new,) = runtime.jobs.claim("w2", 1).jobs  # reclaimed by another worker
     assert new.attempts == 2
     with pytest.raises(LeaseLost):
         runtime.jobs.heartbeat(old.lease)
@@ -59,11 +59,9 @@ def test_a_lost_lease_fences_every_write(runtime: Runtime) -> None:
         runtime.jobs.finish(old.lease, JobStatus.COMPLETED)
     with pytest.raises(LeaseLost):
         runtime.jobs.release(old.lease, refund=True)
+    step = Checkpoint(PageCounts(created=3), next_cursor="x", provider_total=3)
     with pytest.raises(LeaseLost), runtime.engine.begin() as conn:
-        checkpoint(
-            conn, old.lease, PageCounts(created=3), next_cursor="x", provider_total=3,
-            lease_seconds=30,
-        )  # fmt: skip
+        checkpoint(conn, old.lease, step, lease_seconds=30)
     current = runtime.jobs.get(new.id)
     assert current.locked_by == new.locked_by
     assert current.processed_contacts == 0
@@ -72,9 +70,9 @@ def test_a_lost_lease_fences_every_write(runtime: Runtime) -> None:
 
 def test_same_worker_name_claiming_again_gets_a_different_fence(runtime: Runtime) -> None:
     runtime.jobs.create("u1", "google")
-    (first,) = runtime.jobs.claim("w1", 1)
+    (first,) = runtime.jobs.claim("w1", 1).jobs
     runtime.jobs.release(first.lease, refund=True)
-    (second,) = runtime.jobs.claim("w1", 1)
+    (second,) = runtime.jobs.claim("w1", 1).jobs
     assert (second.attempts, first.attempts) == (1, 1)  # refunded, so equal attempts …
     assert second.locked_by != first.locked_by  # … but the fence still differs
     with pytest.raises(LeaseLost):
@@ -87,7 +85,7 @@ def test_reap_fails_a_job_whose_last_attempt_died(runtime: Runtime) -> None:
         conn.execute(update(jobs).values(max_attempts=1))
     runtime.jobs.claim("w1", 1)
     _expire(runtime, job.id)
-    assert runtime.jobs.claim("w2", 1) == []  # no attempts left
+    assert runtime.jobs.claim("w2", 1).jobs == []  # no attempts left
     assert runtime.jobs.reap() == (1, 0)
     failed = runtime.jobs.get(job.id)
     assert failed.status is JobStatus.FAILED

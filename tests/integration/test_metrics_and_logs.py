@@ -141,21 +141,50 @@ def test_an_empty_queue_reports_zero_depth_and_zero_wait(client: TestClient) -> 
 def test_only_a_claim_over_an_expired_lease_counts_as_a_reclaim(
     rt: Runtime, client: TestClient, sandbox: RunningSandbox
 ) -> None:
+    def claim(worker: str, limit: int) -> list[Job]:
+        claimed = rt.jobs.claim(worker, limit)  # the store says what happened …
+        rt.metrics.record_claim(claimed)  # … and a runner records it, as ticks and workers do
+        return claimed.jobs
+
     job = queue_import(rt, sandbox, "dee", size=10)
-    (first,) = rt.jobs.claim("w1", 1)
+    (first,) = claim("w1", 1)
     rt.jobs.release(first.lease, refund=True)  # a clean release: the next claim is no reclaim
-    (second,) = rt.jobs.claim("w2", 1)
+    (second,) = claim("w2", 1)
     with rt.engine.begin() as conn:  # w2 dies: its lease runs out
         past = datetime.now(UTC) - timedelta(seconds=1)
         conn.execute(update(jobs).where(jobs.c.id == job.id).values(lease_expires_at=past))
     fresh = queue_import(rt, sandbox, "dan", size=10)
-    both = rt.jobs.claim("w3", 2)  # one statement: a reclaim and a first claim
+    both = claim("w3", 2)  # one statement: a reclaim and a first claim
     assert {j.id for j in both} == {job.id, fresh.id}
     assert second.id == job.id
 
     samples = scrape(client)
     assert value(samples, "contact_import_claims_total") == 4
     assert value(samples, "contact_import_reclaims_total") == 1
+
+
+def test_a_workers_claims_and_a_ticks_reaped_jobs_are_counted(
+    rt: Runtime, client: TestClient, sandbox: RunningSandbox
+) -> None:
+    queue_import(rt, sandbox, "gil", size=10)
+    queue_import(rt, sandbox, "hal", size=10)
+    drain(rt)  # a Worker claims and imports both
+    dead = queue_import(rt, sandbox, "ida", size=10)
+    with rt.engine.begin() as conn:
+        conn.execute(update(jobs).where(jobs.c.id == dead.id).values(max_attempts=1))
+    # A worker of another process (its own registry counts the claim) takes it and dies.
+    (claimed,) = rt.jobs.claim("elsewhere", 1).jobs
+    with rt.engine.begin() as conn:
+        past = datetime.now(UTC) - timedelta(seconds=1)
+        conn.execute(update(jobs).where(jobs.c.id == dead.id).values(lease_expires_at=past))
+    summary = run_tick(rt.jobs, rt.importer, metrics=rt.metrics, budget_seconds=5, max_jobs=1)
+
+    assert summary.claimed == 0  # no attempts left: the tick reaps it instead
+    assert rt.jobs.get(claimed.id).status.value == "failed"
+    samples = scrape(client)
+    assert value(samples, "contact_import_claims_total") == 2
+    assert value(samples, "contact_import_failures_total", reason="gave_up") == 1
+    assert value(samples, "contact_import_completions_total") == 2
 
 
 @pytest.fixture
@@ -180,7 +209,7 @@ def test_json_logs_of_an_import_carry_the_job_id_and_no_token(
 ) -> None:
     ok = queue_import(rt, sandbox, "eve", size=250, seed=2)
     revoked = queue_import(rt, sandbox, "fay", size=20, faults=Faults(revoked=True))
-    run_tick(rt.jobs, rt.importer, budget_seconds=30, max_jobs=2)
+    run_tick(rt.jobs, rt.importer, metrics=rt.metrics, budget_seconds=30, max_jobs=2)
     drain(rt)  # whatever the tick left
 
     entries: list[dict[str, Any]] = [

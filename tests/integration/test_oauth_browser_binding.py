@@ -382,7 +382,7 @@ def test_the_tick_prunes_expired_states(rt: Runtime) -> None:
         conn.execute(
             update(oauth_states).where(oauth_states.c.user_id != "c").values(expires_at=past)
         )
-    run_tick(rt.jobs, rt.importer, budget_seconds=1, max_jobs=1)
+    run_tick(rt.jobs, rt.importer, metrics=rt.metrics, budget_seconds=1, max_jobs=1)
     with rt.engine.connect() as conn:
         left = conn.execute(select(oauth_states.c.user_id)).scalars().all()
     assert left == ["c"]

@@ -65,9 +65,9 @@ def test_worker_wakes_on_notify_long_before_its_poll_interval(
     )
     with Runtime.build(settings) as rt:
         worker = Worker(
-            rt.engine,
             rt.jobs,
             rt.importer,
+            metrics=rt.metrics,
             concurrency=1,
             poll_seconds=60,
             listen_url=rt.listen_url,

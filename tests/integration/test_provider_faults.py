@@ -23,7 +23,7 @@ BOOK = 1200
 def run_until_final(rt: Runtime, job: Job, max_ticks: int = 20) -> Job:
     """Tick until the job ends, skipping backoff waits (the test's clock, not the queue's)."""
     for _ in range(max_ticks):
-        run_tick(rt.jobs, rt.importer, budget_seconds=60, max_jobs=1)
+        run_tick(rt.jobs, rt.importer, metrics=rt.metrics, budget_seconds=60, max_jobs=1)
         current = rt.jobs.get(job.id)
         if current.status not in ACTIVE_STATUSES:
             return current

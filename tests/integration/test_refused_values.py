@@ -29,9 +29,9 @@ from contact_import.providers.sandbox.book import generate_book
 from contact_import.providers.sandbox.server import RunningSandbox
 from contact_import.runtime import Runtime
 from contact_import.settings import Settings
-from contact_import.store.contacts import apply_page
 from contact_import.store.db import create_db_engine, upgrade_database
 from contact_import.store.job_rows import PageCounts
+from contact_import.store.page import PageWrite, write_page
 from contact_import.store.schema import contact_match_keys, contacts, imported_contacts
 from tests.helpers import assert_consistent, drain, queue_import
 
@@ -127,13 +127,11 @@ def test_a_value_the_database_refuses_fails_only_its_contact(
     with Runtime.build(settings_on(refusing.url, sandbox)) as rt:
         refusing.prepare(rt.engine)
         job, _ = rt.jobs.create("user-r", "google")
-        (claimed,) = rt.jobs.claim("worker-r", 1)
+        (claimed,) = rt.jobs.claim("worker-r", 1).jobs
 
         def store() -> PageCounts:
-            return apply_page(
-                rt.engine, claimed.lease, user_id="user-r", provider="google",
-                incoming=incoming, next_cursor="page-2", provider_total=None, lease_seconds=30,
-            ).counts  # fmt: skip
+            page = PageWrite(claimed, incoming, next_cursor="page-2")
+            return write_page(rt.engine, rt.grants, page, lease_seconds=30).counts
 
         counts = store()
         replayed = store()  # the same page again: nothing counts twice, the refused one neither

@@ -30,7 +30,7 @@ def rt(settings: Settings) -> Iterator[Runtime]:
 
 def _claimed(jobs: JobStore, user: str) -> Job:
     jobs.create(user, "google")
-    (job,) = jobs.claim(f"worker-of-{user}", 1)
+    (job,) = jobs.claim(f"worker-of-{user}", 1).jobs
     return job
 
 
@@ -60,7 +60,7 @@ def test_a_release_that_met_an_outage_lands_when_the_database_is_back(
     released = rt.jobs.get(job.id)
     assert released.locked_by is None
     assert released.attempts == 0  # refunded: the outage used up nothing
-    (again,) = rt.jobs.claim("next", 1)
+    (again,) = rt.jobs.claim("next", 1).jobs
     assert again.id == job.id
 
 
@@ -76,7 +76,7 @@ def test_a_waiting_release_whose_lease_was_lost_is_dropped(
     finally:
         pg_cluster.start()
     time.sleep(1.2)  # the lease expires (database clock) ...
-    (taken,) = short.claim("someone-else", 1)  # ... and another worker takes the job
+    (taken,) = short.claim("someone-else", 1).jobs  # ... and another worker takes the job
     assert taken.id == job.id
     assert pending.retry() == 0
     assert len(pending) == 0

@@ -15,7 +15,8 @@ from contact_import.errors import (
     RateLimited,
     RequestRejected,
 )
-from contact_import.metrics import FailureReason, failure_reason
+from contact_import.failures import FailureReason, failure_reason
+from contact_import.store.db_errors import as_store_error
 
 
 @pytest.mark.parametrize(
@@ -28,7 +29,8 @@ from contact_import.metrics import FailureReason, failure_reason
         (MalformedResponse("not JSON"), "malformed"),
         (AccessTokenExpired("401 twice"), "gave_up"),
         (CursorExpired("expired again"), "gave_up"),
-        (OperationalError("SELECT 1", {}, Exception("gone")), "gave_up"),
+        # A database error reaches the classification translated into our tree.
+        (as_store_error(OperationalError("SELECT 1", {}, Exception("gone"))), "gave_up"),
         (RequestRejected("HTTP 400"), "internal"),
         (KeyError("bug"), "internal"),
     ],

@@ -77,6 +77,7 @@ def tick(
         summary = run_tick(
             rt.jobs,
             rt.importer,
+            metrics=rt.metrics,
             budget_seconds=budget or rt.settings.tick_budget_seconds,
             max_jobs=max_jobs or rt.settings.tick_max_jobs,
         )
@@ -94,9 +95,9 @@ def worker(
     setup_logging(log_level)
     with runtime() as rt:
         w = Worker(
-            rt.engine,
             rt.jobs,
             rt.importer,
+            metrics=rt.metrics,
             concurrency=concurrency or rt.settings.worker_concurrency,
             poll_seconds=rt.settings.worker_poll_seconds,
             listen_url=rt.listen_url,

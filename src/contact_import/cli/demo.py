@@ -12,7 +12,6 @@ from urllib.parse import parse_qs, urlsplit
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import func, select
 
 from contact_import.cli.common import console, friendly_errors, load_settings, runtime
 from contact_import.domain.job import FINAL_STATUSES, JobStatus
@@ -22,8 +21,8 @@ from contact_import.providers.sandbox.app import SandboxState
 from contact_import.providers.sandbox.server import sandbox_settings, start_sandbox
 from contact_import.runner.worker import Worker
 from contact_import.runtime import Runtime
+from contact_import.store.contact_list import count_contacts
 from contact_import.store.jobs import Job
-from contact_import.store.schema import contacts
 
 DEMO_USER = "demo-user"
 
@@ -56,7 +55,7 @@ def demo(
             with runtime(settings, migrate=True) as rt:
                 job = _connect(rt, provider, f"contacts:{contacts_count},seed:{seed}")
                 elapsed, job = _run_with_progress(rt, job)
-                stored = _count_contacts(rt)
+                stored = count_contacts(rt.engine, DEMO_USER)
     _print_summary(job, elapsed, stored)
     if job.status is not JobStatus.COMPLETED:
         raise typer.Exit(1)
@@ -85,9 +84,9 @@ def _connect(rt: Runtime, provider: str, login_hint: str) -> Job:
 def _run_with_progress(rt: Runtime, job: Job) -> tuple[float, Job]:
     """Run a worker in the background and draw the bar from the job's own stored counts."""
     worker = Worker(
-        rt.engine,
         rt.jobs,
         rt.importer,
+        metrics=rt.metrics,
         concurrency=1,
         poll_seconds=0.2,
         listen_url=rt.listen_url,
@@ -114,12 +113,6 @@ def _run_with_progress(rt: Runtime, job: Job) -> tuple[float, Job]:
     worker.request_stop()
     thread.join()
     return time.monotonic() - started, rt.jobs.get(job.id)
-
-
-def _count_contacts(rt: Runtime) -> int:
-    with rt.engine.connect() as conn:
-        stmt = select(func.count()).select_from(contacts).where(contacts.c.user_id == DEMO_USER)
-        return int(conn.execute(stmt).scalar_one())
 
 
 def _print_summary(job: Job, elapsed: float, stored: int) -> None:

@@ -1,15 +1,12 @@
 """Build the right ContactSource for a job from its provider name and grant.
 
-It also keeps the grant's access token fresh: refreshed shortly before it expires, or on
-demand after a 401, with the grant row locked so two refreshes never race (Microsoft rotates
-refresh tokens: the new one is stored every time).
+The grant's access token comes fresh from ``runner.tokens.TokenRefresher``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 
 import httpx
 from sqlalchemy import Engine
@@ -18,7 +15,7 @@ from contact_import.errors import AccessRevoked, RequestRejected
 from contact_import.providers.base import ContactSource
 from contact_import.providers.google import GoogleContactsSource
 from contact_import.providers.microsoft import MicrosoftContactsSource
-from contact_import.providers.oauth import oauth_provider, refresh_access_token
+from contact_import.runner.tokens import TokenRefresher
 from contact_import.settings import Settings
 from contact_import.store.grants import Grant, GrantStore
 from contact_import.store.jobs import Job
@@ -27,8 +24,6 @@ __all__ = ["PROVIDERS", "SourceFactory"]
 
 PROVIDERS = ("google", "microsoft")
 LABELS = {"google": "Google", "microsoft": "Microsoft"}
-# Refresh this long before the provider's expiry, so a page never starts on a dying token.
-REFRESH_MARGIN = timedelta(seconds=60)
 
 
 class SourceFactory:
@@ -38,9 +33,8 @@ class SourceFactory:
         self, settings: Settings, engine: Engine, client: httpx.Client, grants: GrantStore
     ) -> None:
         self._settings = settings
-        self._engine = engine
         self._client = client
-        self._grants = grants
+        self._tokens = TokenRefresher(settings, engine, client, grants, label=_label)
 
     def __call__(
         self,
@@ -81,36 +75,7 @@ class SourceFactory:
         raise RequestRejected(f"unknown provider {job.provider!r}")
 
     def _fresh_grant(self, job: Job, *, force: bool) -> Grant:
-        grant = self._grants.get(job.grant_id)
-        if not (force or _expiring(grant)):
-            return grant
-        with self._engine.begin() as conn:
-            locked = self._grants.get(job.grant_id, for_update=conn)
-            if locked.access_token != grant.access_token and not _expiring(locked):
-                return locked  # someone refreshed it while we waited for the lock
-            if not locked.refresh_token:
-                raise AccessRevoked(
-                    f"{_label(job.provider)} access expired — reconnect your account"
-                )
-            tokens = refresh_access_token(
-                self._client,
-                oauth_provider(job.provider, self._settings),
-                locked.refresh_token,
-                now=datetime.now(UTC),
-            )
-            self._grants.update_tokens(
-                conn,
-                locked.id,
-                access_token=tokens.access_token,
-                refresh_token=tokens.refresh_token,
-                expires_at=tokens.expires_at,
-            )
-        return self._grants.get(job.grant_id)
-
-
-def _expiring(grant: Grant) -> bool:
-    expires = grant.access_token_expires_at
-    return expires is not None and expires - REFRESH_MARGIN <= datetime.now(UTC)
+        return self._tokens.fresh_grant(job, force=force)
 
 
 def _label(provider: str) -> str:

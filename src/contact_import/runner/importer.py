@@ -12,7 +12,6 @@ from enum import StrEnum
 from typing import NamedTuple, Protocol
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from contact_import.domain.contact import normalize_contact
 from contact_import.domain.job import JobStatus, decide_retry
@@ -23,14 +22,16 @@ from contact_import.errors import (
     DatabaseUnavailable,
     LeaseLost,
     RateLimited,
+    StatementFailed,
 )
-from contact_import.metrics import FailureReason, Metrics, failure_reason
+from contact_import.failures import FailureReason, failure_reason
+from contact_import.metrics import Metrics
 from contact_import.providers.base import ContactPage, ContactSource
 from contact_import.runner.settlements import PendingSettlements, Settlement
-from contact_import.store.contacts import Incoming, PageResult, apply_page
-from contact_import.store.db_errors import translate_db_error
+from contact_import.store.db_errors import as_store_error
 from contact_import.store.grants import GrantStore
 from contact_import.store.jobs import Job, JobStore, Lease, PageCounts
+from contact_import.store.page import Incoming, PageResult, PageWrite, write_page
 
 __all__ = ["ImportBudget", "Importer", "Outcome"]
 
@@ -164,8 +165,8 @@ class Importer:
         grants: GrantStore,
         lease_seconds: float,
         default_region: str | None,
+        metrics: Metrics,
         jitter: Callable[[], float] = random.random,
-        metrics: Metrics | None = None,
     ) -> None:
         self._engine = engine
         self._jobs = jobs
@@ -174,7 +175,7 @@ class Importer:
         self._lease_seconds = lease_seconds
         self._region = default_region
         self._jitter = jitter
-        self._metrics = metrics or Metrics()
+        self._metrics = metrics
         # Releases and finishes that met an outage; whoever runs the loop retries them.
         self.pending = PendingSettlements(jobs)
 
@@ -194,7 +195,7 @@ class Importer:
         except _Stopping:
             return self._yield(lease)
         except Exception as exc:
-            return self._after_error(job, translate_db_error(exc), extra)
+            return self._after_error(job, as_store_error(exc), extra)
         if outcome is Outcome.COMPLETED:
             self._metrics.record_completion(job.started_at)
         log.info("job %s", outcome.value, extra=extra | progress.totals(job))
@@ -215,7 +216,7 @@ class Importer:
                 return self._yield(lease)
             started = budget.clock()
             page, incoming = self._fetch(listing, job, cursor)
-            result = self._store(job, lease, page, incoming)
+            result = self._store(job, page, incoming)
             progress.add(result.counts)
             budget.record_page(budget.clock() - started)
             if page.next_cursor is None:
@@ -249,31 +250,12 @@ class Importer:
             listing.refreshed = False
             return _Fetched(page, [normalize_contact(c, self._region) for c in page.contacts])
 
-    def _store(
-        self, job: Job, lease: Lease, page: ContactPage, incoming: list[Incoming]
-    ) -> PageResult:
-        result = apply_page(
-            self._engine,
-            lease,
-            user_id=job.user_id,
-            provider=job.provider,
-            incoming=incoming,
-            next_cursor=page.next_cursor,
-            provider_total=page.total,
-            lease_seconds=self._lease_seconds,
-            sync_token=page.sync_token,
-            grants=self._grants,
-            grant_id=job.grant_id,
-        )
+    def _store(self, job: Job, page: ContactPage, incoming: list[Incoming]) -> PageResult:
+        """Write the page in ONE transaction (``store.page``) and count it."""
+        stored = PageWrite(job, incoming, page.next_cursor, page.total, page.sync_token)
+        result = write_page(self._engine, self._grants, stored, lease_seconds=self._lease_seconds)
         counts = result.counts
-        self._metrics.record_contacts(
-            {
-                "created": counts.created,
-                "updated": counts.updated,
-                "skipped": counts.skipped,
-                "failed": counts.failed,
-            }
-        )
+        self._metrics.record_contacts(counts)
         log.info(
             "page imported",
             extra={
@@ -323,8 +305,10 @@ class Importer:
             return self._settle(self._outage_release(job), Outcome.INTERRUPTED, extra)
         if isinstance(exc, ContactImportError) and not exc.transient:
             return self._fail(job.lease, str(exc), extra, failure_reason(exc))
-        if isinstance(exc, ContactImportError | SQLAlchemyError):
-            return self._retry_later(job, exc, _error_text(exc), extra)
+        if isinstance(exc, ContactImportError):
+            # What went wrong, never what happens next: the retry adds "retrying" or "gave up
+            # after N attempts" (a "will retry" here once ended as "…; will retry (gave up…)").
+            return self._retry_later(job, exc, str(exc), extra)
         log.exception("unexpected error in import", extra=extra, exc_info=exc)
         return self._retry_later(job, exc, f"internal error ({type(exc).__name__})", extra)
 
@@ -349,7 +333,7 @@ class Importer:
         except DatabaseUnavailable:
             self.pending.add(settlement)
             return Outcome.INTERRUPTED
-        except SQLAlchemyError:
+        except StatementFailed:
             log.exception(
                 "could not %s the job; its lease will expire", settlement.what, extra=extra
             )
@@ -384,14 +368,3 @@ class Importer:
             job.lease, delay=decision.delay, error=message, decided_at=self.pending.clock()
         )
         return self._settle(release, Outcome.RETRYING, extra)
-
-
-def _error_text(exc: BaseException) -> str:
-    """A message safe to store and show: our own errors say it; driver errors are summarized.
-
-    It says what went wrong, never what happens next: the caller adds "retrying" or
-    "gave up after N attempts" (a "will retry" here once ended as "…; will retry (gave up…)").
-    """
-    if isinstance(exc, ContactImportError):
-        return str(exc)
-    return f"database error ({type(exc).__name__})"

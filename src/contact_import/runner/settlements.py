@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from contact_import.domain.job import JobStatus
 from contact_import.errors import DatabaseUnavailable, LeaseLost
-from contact_import.store.db_errors import map_db_errors
+from contact_import.store.db_errors import as_store_error, map_db_errors
 from contact_import.store.jobs import JobStore, Lease
 
 __all__ = ["PendingSettlements", "Settlement"]
@@ -44,8 +44,8 @@ class Settlement:
     decided_at: float = 0.0
 
     def apply(self, jobs: JobStore, now: float) -> None:
-        """Write it; raises LeaseLost, DatabaseUnavailable, or what the driver raised."""
-        with map_db_errors():
+        """Write it; raises LeaseLost, DatabaseUnavailable, or another StoreError."""
+        with map_db_errors(as_store_error):
             if self.status is None:
                 delay = max(0.0, self.decided_at + self.delay - now)
                 jobs.release(self.lease, delay=delay, refund=self.refund, error=self.error)

@@ -11,7 +11,7 @@ from uuid import UUID
 from contact_import.metrics import Metrics
 from contact_import.runner.importer import ImportBudget, Importer, Outcome
 from contact_import.store.db_errors import map_db_errors
-from contact_import.store.jobs import JobStore, new_worker_name
+from contact_import.store.jobs import Job, JobStore, new_worker_name
 from contact_import.store.oauth_states import prune_expired_states
 
 __all__ = ["TickSummary", "run_tick"]
@@ -38,6 +38,14 @@ class TickSummary:
         }.get(outcome, self.continuing)
         bucket.append(job_id)
 
+    def log_fields(self) -> dict[str, int]:
+        return {
+            "processed": len(self.processed),
+            "failed": len(self.failed),
+            "continuing": len(self.continuing),
+            "cancelled": len(self.cancelled),
+        }
+
     def to_json(self) -> dict[str, Any]:
         return {
             "message": "Processing complete" if self.claimed else "No pending jobs",
@@ -56,31 +64,23 @@ def run_tick(
     jobs: JobStore,
     importer: Importer,
     *,
+    metrics: Metrics,
     budget_seconds: float,
     max_jobs: int,
     worker: str | None = None,
-    metrics: Metrics | None = None,
 ) -> TickSummary:
     """Settle dead leases, claim up to ``max_jobs`` and import them side by side.
 
     Each job stops at a page boundary when the shared budget cannot fit another page, and
-    resumes from its cursor on a later tick. The tick is counted on ``metrics``, by default
-    the job store's. Raises DatabaseUnavailable when the database cannot be reached before
-    anything is claimed; once jobs run, the importer settles each of them whatever happens.
+    resumes from its cursor on a later tick. Raises DatabaseUnavailable when the database
+    cannot be reached before anything is claimed; once jobs run, the importer settles each
+    of them whatever happens.
     """
-    (metrics or jobs.metrics).cron_ticks.inc()
+    metrics.cron_ticks.inc()
     log.info("tick started", extra={"budget_seconds": budget_seconds, "max_jobs": max_jobs})
     budget = ImportBudget.seconds(budget_seconds)
     with map_db_errors():  # an outage here raises DatabaseUnavailable: the route answers 503
-        importer.settle_pending()  # what an earlier tick of this process could not write
-        reaped_failed, reaped_cancelled = jobs.reap()
-        if reaped_failed or reaped_cancelled:
-            log.info(
-                "settled dead jobs", extra={"failed": reaped_failed, "cancelled": reaped_cancelled}
-            )
-        if pruned := prune_expired_states(jobs.engine):
-            log.info("pruned expired oauth states", extra={"count": pruned})
-        claimed = jobs.claim(worker or new_worker_name(), max_jobs)
+        claimed = _settle_then_claim(jobs, importer, metrics, worker or new_worker_name(), max_jobs)
     summary = TickSummary(claimed=len(claimed))
     if not claimed:
         log.info("no pending jobs")
@@ -94,13 +94,22 @@ def run_tick(
     for job, outcome in zip(claimed, outcomes, strict=True):
         summary.add(job.id, outcome)
     summary.longest_page_seconds = budget.longest_page
-    log.info(
-        "tick finished",
-        extra={
-            "processed": len(summary.processed),
-            "failed": len(summary.failed),
-            "continuing": len(summary.continuing),
-            "cancelled": len(summary.cancelled),
-        },
-    )
+    log.info("tick finished", extra=summary.log_fields())
     return summary
+
+
+def _settle_then_claim(
+    jobs: JobStore, importer: Importer, metrics: Metrics, worker: str, max_jobs: int
+) -> list[Job]:
+    """Land what an earlier tick of this process could not write, settle dead jobs, prune
+    expired OAuth states, then claim."""
+    importer.settle_pending()
+    reaped = jobs.reap()
+    metrics.record_reap(reaped)
+    if reaped.failed or reaped.cancelled:
+        log.info("settled dead jobs", extra=reaped._asdict())
+    if pruned := prune_expired_states(jobs.engine):
+        log.info("pruned expired oauth states", extra={"count": pruned})
+    claimed = jobs.claim(worker, max_jobs)
+    metrics.record_claim(claimed)
+    return claimed.jobs

@@ -17,14 +17,13 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 
-import psycopg
-from sqlalchemy import Engine
-
-from contact_import.errors import ContactImportError, DatabaseUnavailable
+from contact_import.errors import ContactImportError, DatabaseUnavailable, StoreError
+from contact_import.metrics import Metrics
 from contact_import.runner.importer import ImportBudget, Importer, Outcome
 from contact_import.runner.outage import Backoff, OutageWatch
 from contact_import.store.db_errors import map_db_errors, translate_db_error
-from contact_import.store.jobs import NOTIFY_CHANNEL, Job, JobStore, new_worker_name
+from contact_import.store.jobs import Job, JobStore, new_worker_name
+from contact_import.store.notifications import listen_for_jobs
 
 __all__ = ["Worker"]
 
@@ -42,10 +41,10 @@ class Worker:
 
     def __init__(
         self,
-        engine: Engine,
         jobs: JobStore,
         importer: Importer,
         *,
+        metrics: Metrics,
         concurrency: int,
         poll_seconds: float,
         name: str | None = None,
@@ -54,9 +53,9 @@ class Worker:
         clock: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
     ) -> None:
-        self._engine = engine
         self._jobs = jobs
         self._importer = importer
+        self._metrics = metrics
         self._concurrency = concurrency
         self._poll = poll_seconds
         self._reap_seconds = reap_seconds
@@ -161,12 +160,16 @@ class Worker:
         now = self._clock()
         if now - self._last_reap >= self._reap_seconds:
             self._last_reap = now
-            self._jobs.reap()
+            self._metrics.record_reap(self._jobs.reap())
 
     def _claim_free_slots(self) -> list[Job]:
         self._running = {f for f in self._running if not f.done()}
         free = self._concurrency - len(self._running)
-        return self._jobs.claim(self.name, free) if free > 0 else []
+        if free <= 0:
+            return []
+        claimed = self._jobs.claim(self.name, free)
+        self._metrics.record_claim(claimed)
+        return claimed.jobs
 
     def _submit(self, pool: ThreadPoolExecutor, job: Job) -> None:
         future = pool.submit(self._importer.run, job, ImportBudget(), self.stop)
@@ -226,16 +229,15 @@ class Worker:
             try:
                 self._listen_until_error(watch)
             except Exception as exc:
-                if not isinstance(exc, psycopg.Error):
+                if not isinstance(exc, StoreError):  # the connection went away: not a bug
                     log.error("LISTEN failed", extra={"worker": self.name}, exc_info=exc)
                 self.stop.wait(watch.failed(exc))
 
     def _listen_until_error(self, watch: OutageWatch) -> None:
         assert self._listen_url is not None
-        with psycopg.connect(self._listen_url, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        with listen_for_jobs(self._listen_url) as notified:
             watch.recovered()
             self._wake.set()  # a job may have been queued while nobody listened
             while not self.stop.is_set():
-                for _ in conn.notifies(timeout=1.0, stop_after=1):
+                if notified(1.0):
                     self._wake.set()

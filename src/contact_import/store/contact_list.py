@@ -1,4 +1,4 @@
-"""Reading a user's contacts page by page (keyset pagination on (created_at, id))."""
+"""Reading a user's contacts: page by page (keyset pagination on (created_at, id)), or counted."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
-from sqlalchemy import Engine, and_, or_, select, tuple_
+from sqlalchemy import Engine, and_, func, or_, select, tuple_
 
 from contact_import.errors import RequestRejected
 from contact_import.store.schema import contacts
 
-__all__ = ["ContactRow", "list_contacts"]
+__all__ = ["ContactRow", "count_contacts", "list_contacts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +69,10 @@ def list_contacts(
         return rows, None
     last = rows[limit - 1]
     return rows[:limit], _encode(last.created_at, last.id)
+
+
+def count_contacts(engine: Engine, user_id: str) -> int:
+    """How many contacts the user has."""
+    stmt = select(func.count()).select_from(contacts).where(contacts.c.user_id == user_id)
+    with engine.connect() as conn:
+        return int(conn.execute(stmt).scalar_one())

@@ -1,38 +1,20 @@
-"""Writing one page of an import: match, merge, upsert, audit and checkpoint in ONE transaction.
+"""The statements of a page write on the contact tables, each inside the caller's transaction.
 
-The statement count is fixed per page (lock, two reads, up to four writes, the checkpoint),
-whatever the page size: no per-contact round trips.
-
-A value the database refuses (a data error: see ``data_errors``) fails only its contact: the
-page's transaction is rolled back and the page written again in a second one, its contacts in
-SAVEPOINTs, a part that is refused halved until the refused contacts stand alone; they are
-``failed`` with the database's reason, everything else is stored. That slow path runs only
-after such an error; it keeps the same lock, checkpoint and lease fence in one transaction.
+``store.page`` calls them in order (lock, read, plan, write) and owns the transaction. Each is
+set-based: one statement per table whatever the page size, so a page costs a fixed number of
+round trips (``tests/integration/test_page_statements.py`` counts them).
 """
 
 from __future__ import annotations
 
-import logging
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import psycopg
 from psycopg import sql
-from sqlalchemy import (
-    ColumnElement,
-    Connection,
-    Engine,
-    Table,
-    any_,
-    bindparam,
-    func,
-    insert,
-    select,
-)
+from sqlalchemy import ColumnElement, Connection, Table, any_, bindparam, func, insert, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.dialects.postgresql import ARRAY
 
@@ -44,183 +26,32 @@ from contact_import.domain.merge import (
     email_match_key,
     identity_key,
     phone_match_key,
-    plan_page_merge,
 )
-from contact_import.store.data_errors import describe_data_error, is_data_error
 from contact_import.store.db import dumps_json, is_postgres
-from contact_import.store.grants import GrantStore
-from contact_import.store.jobs import Lease, PageCounts, checkpoint
 from contact_import.store.schema import contact_match_keys, contacts, imported_contacts
 
-__all__ = ["PageResult", "apply_page"]
-
-log = logging.getLogger("contact_import.store")
+__all__ = [
+    "Incoming",
+    "load_matches",
+    "lock_user",
+    "match_keys_of",
+    "record_failed",
+    "recorded_ids",
+    "write_plan",
+]
 
 Incoming = NormalizedContact | RejectedContact
 
-
-@dataclass(frozen=True, slots=True)
-class PageResult:
-    counts: PageCounts
-    cancel_requested: bool
-
-
-@dataclass(frozen=True, slots=True)
-class _Page:
-    """One page to store, and what the checkpoint after it needs."""
-
-    lease: Lease
-    user_id: str
-    provider: str
-    incoming: Sequence[Incoming]
-    next_cursor: str | None
-    provider_total: int | None
-    lease_seconds: float
-    new_id: Callable[[], UUID]
-    sync_token: str | None
-    grants: GrantStore | None
-    grant_id: UUID | None
+_AUDIT_COLUMNS = (
+    "import_job_id", "provider_contact_id", "contact_id", "action", "detail", "created_at",
+)  # fmt: skip
+_CONTACT_COLUMNS = (
+    "id", "user_id", "display_name", "emails", "phones", "match_keys", "created_at", "updated_at",
+)  # fmt: skip
+_JSON_COLUMNS = frozenset({"emails", "phones", "match_keys"})
 
 
-def apply_page(
-    engine: Engine,
-    lease: Lease,
-    *,
-    user_id: str,
-    provider: str,
-    incoming: Sequence[Incoming],
-    next_cursor: str | None,
-    provider_total: int | None,
-    lease_seconds: float,
-    new_id: Callable[[], UUID] = uuid4,
-    sync_token: str | None = None,
-    grants: GrantStore | None = None,
-    grant_id: UUID | None = None,
-) -> PageResult:
-    """Store one page and advance the job, atomically; raises LeaseLost (and rolls back).
-
-    A contact whose values the database refuses is ``failed`` alone (see the module doc).
-    """
-    page = _Page(
-        lease, user_id, provider, incoming, next_cursor, provider_total, lease_seconds,
-        new_id, sync_token, grants, grant_id,
-    )  # fmt: skip
-    try:
-        with engine.begin() as conn:
-            return _write_page(conn, page)
-    except Exception as exc:
-        if not is_data_error(exc):
-            raise
-        log.warning(
-            "the database refused a value of this page (%s); isolating the contacts",
-            describe_data_error(exc),
-            extra={"job_id": str(lease.job_id)},
-        )
-    with engine.begin() as conn:
-        return _write_page_isolating(conn, page)
-
-
-def _write_page(conn: Connection, page: _Page) -> PageResult:
-    _lock_user(conn, page.user_id)
-    plan = _plan(conn, page, page.incoming)
-    counts = _counts(plan.counts())
-    # Fence first: if the lease is gone, nothing below is written.
-    cancel = _checkpoint(conn, page, counts)
-    _write_plan(conn, page.user_id, page.lease.job_id, plan)
-    return PageResult(counts, cancel)
-
-
-def _write_page_isolating(conn: Connection, page: _Page) -> PageResult:
-    """The page again, in parts under SAVEPOINTs: only the refused contacts fail."""
-    _lock_user(conn, page.user_id)
-    refused: dict[str, str] = {}
-    actions: Counter[Action] = Counter()
-    _write_part(conn, page, list(page.incoming), refused, actions)
-    now = datetime.now(UTC)
-    _bulk_insert(
-        conn,
-        imported_contacts,
-        ("import_job_id", "provider_contact_id", "contact_id", "action", "detail", "created_at"),
-        [
-            (page.lease.job_id, pcid, None, Action.FAILED.value, reason, now)
-            for pcid, reason in refused.items()
-        ],
-    )
-    actions[Action.FAILED] += len(refused)
-    log.warning(
-        "%d contacts of this page failed: the database refused their values",
-        len(refused),
-        extra={"job_id": str(page.lease.job_id)},
-    )
-    counts = _counts(actions)
-    # The fence comes last here: it is in the same transaction, so a lost lease still
-    # rolls back every part written above.
-    return PageResult(counts, _checkpoint(conn, page, counts))
-
-
-def _write_part(
-    conn: Connection,
-    page: _Page,
-    part: list[Incoming],
-    refused: dict[str, str],
-    actions: Counter[Action],
-) -> None:
-    """Write ``part`` under a SAVEPOINT; if a value is refused, halve it and try each half.
-
-    Halves go in page order, and each re-reads the key owners, so merges between contacts
-    of the page come out as in the fast path, minus the refused contacts.
-    """
-    part = [c for c in part if c.provider_contact_id not in refused]  # a repeat of a refused one
-    if not part:
-        return
-    try:
-        with conn.begin_nested():
-            plan = _plan(conn, page, part)
-            _write_plan(conn, page.user_id, page.lease.job_id, plan)
-    except Exception as exc:
-        if not is_data_error(exc):
-            raise
-        if len(part) == 1:
-            refused[part[0].provider_contact_id] = "not stored: " + describe_data_error(exc)
-            return
-        half = len(part) // 2
-        _write_part(conn, page, part[:half], refused, actions)
-        _write_part(conn, page, part[half:], refused, actions)
-        return
-    actions.update(plan.counts())
-
-
-def _plan(conn: Connection, page: _Page, incoming: Sequence[Incoming]) -> PagePlan:
-    """Read what the contacts of ``incoming`` match, then decide (pure) what to write."""
-    recorded = _recorded_ids(conn, page.lease.job_id, [c.provider_contact_id for c in incoming])
-    owners, existing = _load_matches(conn, page.user_id, _candidate_keys(page.provider, incoming))
-    return plan_page_merge(
-        incoming,
-        provider=page.provider,
-        owners=owners,
-        existing=existing,
-        new_id=page.new_id,
-        already_recorded=recorded,
-    )
-
-
-def _checkpoint(conn: Connection, page: _Page, counts: PageCounts) -> bool:
-    cancel = checkpoint(
-        conn,
-        page.lease,
-        counts,
-        next_cursor=page.next_cursor,
-        provider_total=page.provider_total,
-        lease_seconds=page.lease_seconds,
-    )
-    grants, grant_id = page.grants, page.grant_id
-    if page.next_cursor is None and page.sync_token and grants is not None and grant_id:
-        # The next import of this account asks only for what changed after this listing.
-        grants.set_sync_token(conn, grant_id, page.sync_token)
-    return cancel
-
-
-def _lock_user(conn: Connection, user_id: str) -> None:
+def lock_user(conn: Connection, user_id: str) -> None:
     """Serialize concurrent pages of one user (Postgres); SQLite's write lock already does.
 
     Two imports of the same user on two workers would otherwise both read "no owner" for one
@@ -231,14 +62,7 @@ def _lock_user(conn: Connection, user_id: str) -> None:
         conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(user_id, 0))))
 
 
-def _in(column: ColumnElement[Any], values: Sequence[Any], conn: Connection) -> ColumnElement[bool]:
-    # One array parameter on Postgres instead of thousands of placeholders.
-    if is_postgres(conn):
-        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
-    return column.in_(values)
-
-
-def _recorded_ids(conn: Connection, job_id: UUID, pcids: list[str]) -> set[str]:
+def recorded_ids(conn: Connection, job_id: UUID, pcids: list[str]) -> set[str]:
     """Provider ids this job already recorded: a page seen twice is not counted twice."""
     if not pcids:
         return set()
@@ -247,7 +71,8 @@ def _recorded_ids(conn: Connection, job_id: UUID, pcids: list[str]) -> set[str]:
     return set(conn.execute(stmt).scalars())
 
 
-def _candidate_keys(provider: str, incoming: Iterable[Incoming]) -> list[str]:
+def match_keys_of(provider: str, incoming: Iterable[Incoming]) -> list[str]:
+    """Every key the contacts could match on: identity, email and phone keys (sorted)."""
     keys: set[str] = set()
     for contact in incoming:
         if isinstance(contact, RejectedContact):
@@ -258,10 +83,10 @@ def _candidate_keys(provider: str, incoming: Iterable[Incoming]) -> list[str]:
     return sorted(keys)
 
 
-def _load_matches(
+def load_matches(
     conn: Connection, user_id: str, keys: list[str]
 ) -> tuple[dict[str, UUID], dict[UUID, ContactState]]:
-    """Owners of the page's keys, then each owning contact once (not once per key)."""
+    """Owners of the keys, then each owning contact once (not once per key)."""
     if not keys:
         return {}, {}
     k, c = contact_match_keys.c, contacts.c
@@ -282,58 +107,55 @@ def _load_matches(
     return owners, existing
 
 
-def _counts(counts: Counter[Action]) -> PageCounts:
-    return PageCounts(
-        created=counts[Action.CREATED],
-        updated=counts[Action.UPDATED],
-        skipped=counts[Action.SKIPPED],
-        failed=counts[Action.FAILED],
-    )
-
-
-def _write_plan(conn: Connection, user_id: str, job_id: UUID, plan: PagePlan) -> None:
+def write_plan(conn: Connection, user_id: str, job_id: UUID, plan: PagePlan) -> None:
+    """The plan's new contacts, merged contacts, new keys and audit rows: one statement each."""
     now = datetime.now(UTC)
-    _bulk_insert(
-        conn,
-        contacts,
-        ("id", "user_id", "display_name", "emails", "phones", "match_keys", "created_at",
-         "updated_at"),
-        [
-            (s.id, user_id, s.display_name, s.emails, s.phones, s.keys, now, now)
-            for s in plan.creates
-        ],
-    )  # fmt: skip
-    if plan.updates:
-        conn.execute(
-            sql_update(contacts)
-            .where(contacts.c.id == bindparam("b_id"))
-            .values(
-                display_name=bindparam("display_name"),
-                emails=bindparam("emails"),
-                phones=bindparam("phones"),
-                match_keys=bindparam("match_keys"),
-                updated_at=bindparam("updated_at"),
-            ),
-            [_update_row(s, now) for s in plan.updates],
-        )
-    _bulk_insert(
-        conn,
-        contact_match_keys,
-        ("user_id", "key", "contact_id"),
-        [(user_id, key, contact_id) for key, contact_id in plan.new_keys.items()],
-    )
-    _bulk_insert(
-        conn,
-        imported_contacts,
-        ("import_job_id", "provider_contact_id", "contact_id", "action", "detail", "created_at"),
-        [
-            (job_id, o.provider_contact_id, o.contact_id, o.action.value, o.detail, now)
-            for o in plan.outcomes
-        ],
+    created = [
+        (s.id, user_id, s.display_name, s.emails, s.phones, s.keys, now, now) for s in plan.creates
+    ]
+    _bulk_insert(conn, contacts, _CONTACT_COLUMNS, created)
+    _update_merged(conn, plan.updates, now)
+    keys = [(user_id, key, contact_id) for key, contact_id in plan.new_keys.items()]
+    _bulk_insert(conn, contact_match_keys, ("user_id", "key", "contact_id"), keys)
+    audit = [
+        (job_id, o.provider_contact_id, o.contact_id, o.action.value, o.detail, now)
+        for o in plan.outcomes
+    ]
+    _bulk_insert(conn, imported_contacts, _AUDIT_COLUMNS, audit)
+
+
+def _update_merged(conn: Connection, merged: Sequence[ContactState], now: datetime) -> None:
+    """Every merged contact in one executemany UPDATE."""
+    if not merged:
+        return
+    conn.execute(
+        sql_update(contacts)
+        .where(contacts.c.id == bindparam("b_id"))
+        .values(
+            display_name=bindparam("display_name"),
+            emails=bindparam("emails"),
+            phones=bindparam("phones"),
+            match_keys=bindparam("match_keys"),
+            updated_at=bindparam("updated_at"),
+        ),
+        [_update_row(s, now) for s in merged],
     )
 
 
-_JSON_COLUMNS = frozenset({"emails", "phones", "match_keys"})
+def record_failed(conn: Connection, job_id: UUID, reasons: Mapping[str, str]) -> None:
+    """Audit rows for contacts that failed with a reason: provider id → reason."""
+    now = datetime.now(UTC)
+    rows = [
+        (job_id, pcid, None, Action.FAILED.value, reason, now) for pcid, reason in reasons.items()
+    ]
+    _bulk_insert(conn, imported_contacts, _AUDIT_COLUMNS, rows)
+
+
+def _in(column: ColumnElement[Any], values: Sequence[Any], conn: Connection) -> ColumnElement[bool]:
+    # One array parameter on Postgres instead of thousands of placeholders.
+    if is_postgres(conn):
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
 
 
 def _bulk_insert(

@@ -11,6 +11,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from contact_import.errors import ConfigError
 from contact_import.store.pooler import (
@@ -22,6 +23,7 @@ from contact_import.store.pooler import (
 
 __all__ = [
     "create_db_engine",
+    "database_answers",
     "dumps_json",
     "is_postgres",
     "listen_url",
@@ -67,6 +69,16 @@ def _parse_database_url(raw: str, name: str) -> URL:
 
 def is_postgres(engine: Engine | Connection) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def database_answers(engine: Engine) -> bool:
+    """Whether the database runs a trivial query now (for /healthz): never raises."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        return False
+    return True
 
 
 def create_db_engine(raw_url: str, *, pool_size: int = 5, pooler: PoolerSetting = "auto") -> Engine:

@@ -1,23 +1,30 @@
 """The one place where SQLAlchemy and driver errors become errors of our tree (see errors.py).
 
-Only what the runner must treat differently is translated: a database that cannot be reached
-(``DatabaseUnavailable``: back off, reconnect, refund the attempt) and one that refuses us for
-good (``DatabaseMisconfigured``: a runner cannot go on). Anything else (a deadlock, a data
-error, …) is left as it is, and the runner retries the job with the attempt counted.
+``translate_db_error`` names only what a runner loop must treat differently: a database that
+cannot be reached (``DatabaseUnavailable``: back off, reconnect, refund the attempt) and one
+that refuses us for good (``DatabaseMisconfigured``: a runner cannot go on); anything else is
+left as it is. ``as_store_error`` also names the rest (``StatementFailed``: a deadlock, a key
+two imports raced on, …), for the importer, which retries the job with the attempt counted and
+classifies its failure from our tree alone.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import psycopg
 from sqlalchemy import exc as sa_exc
 
-from contact_import.errors import DatabaseMisconfigured, DatabaseUnavailable, StoreError
+from contact_import.errors import (
+    DatabaseMisconfigured,
+    DatabaseUnavailable,
+    StatementFailed,
+    StoreError,
+)
 
-__all__ = ["map_db_errors", "schema_missing", "translate_db_error"]
+__all__ = ["as_store_error", "map_db_errors", "schema_missing", "translate_db_error"]
 
 # admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections; class 08 is
 # "connection exception" as a whole.
@@ -61,13 +68,26 @@ def translate_db_error(exc: BaseException) -> BaseException:
     return _chained(DatabaseMisconfigured(f"the database refused us ({summary})"), exc)
 
 
+def as_store_error(exc: BaseException) -> BaseException:
+    """``translate_db_error``, and any other SQLAlchemy error as ``StatementFailed``.
+
+    Its message names the error's class only: the driver's text may quote contact data.
+    """
+    translated = translate_db_error(exc)
+    if translated is exc and isinstance(exc, sa_exc.SQLAlchemyError):
+        return _chained(StatementFailed(f"database error ({type(exc).__name__})"), exc)
+    return translated
+
+
 @contextmanager
-def map_db_errors() -> Iterator[None]:
-    """Raise our tree's error instead of a driver error it has a name for."""
+def map_db_errors(
+    translate: Callable[[BaseException], BaseException] = translate_db_error,
+) -> Iterator[None]:
+    """Raise our tree's error instead of a driver error ``translate`` has a name for."""
     try:
         yield
     except (sa_exc.SQLAlchemyError, psycopg.Error, sqlite3.Error) as exc:
-        translated = translate_db_error(exc)
+        translated = translate(exc)
         if translated is exc:
             raise
         raise translated from exc

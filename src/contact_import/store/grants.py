@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, Select, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from contact_import.crypto import TokenCipher
@@ -35,7 +35,11 @@ class Grant:
 
 
 class GrantStore:
-    """One grant per (user, provider); every token column is Fernet-encrypted."""
+    """One grant per (user, provider); every token column is Fernet-encrypted.
+
+    ``create``, ``get`` and ``clear_sync_token`` own their transaction; the methods taking a
+    ``Connection`` first run inside the caller's.
+    """
 
     def __init__(self, engine: Engine, cipher: TokenCipher) -> None:
         self._engine = engine
@@ -75,19 +79,55 @@ class GrantStore:
             grant_id: UUID = conn.execute(stmt).scalar_one()
         return grant_id
 
-    def get(self, grant_id: UUID | None, *, for_update: Connection | None = None) -> Grant:
-        """The grant, decrypted; AccessRevoked when it is gone (the user must reconnect).
+    def get(self, grant_id: UUID | None) -> Grant:
+        """The grant, decrypted; AccessRevoked when it is gone (the user must reconnect)."""
+        with self._engine.connect() as conn:
+            return self._grant(conn.execute(_by_id(grant_id)).first())
 
-        With ``for_update``, the row is locked in that connection's transaction (a refresh
-        must not race another one: Microsoft rotates refresh tokens).
+    def lock(self, conn: Connection, grant_id: UUID | None) -> Grant:
+        """The grant, its row locked in ``conn``'s transaction until it ends.
+
+        A refresh holds it: two refreshes must not race (Microsoft rotates refresh tokens,
+        so the loser would store a token that is already dead).
         """
-        stmt = select(provider_grants).where(provider_grants.c.id == grant_id)
-        if for_update is not None:
-            row = for_update.execute(stmt.with_for_update()).first()
-        else:
-            with self._engine.connect() as conn:
-                row = conn.execute(stmt).first()
-        if grant_id is None or row is None:
+        return self._grant(conn.execute(_by_id(grant_id).with_for_update()).first())
+
+    def update_tokens(
+        self,
+        conn: Connection,
+        grant_id: UUID,
+        *,
+        access_token: str,
+        refresh_token: str | None,
+        expires_at: datetime | None,
+    ) -> None:
+        """Store refreshed tokens in ``conn``'s transaction (the one holding ``lock``); a
+        rotated refresh token replaces the old one."""
+        values: dict[str, Any] = {
+            "access_token_enc": self._seal(access_token),
+            "access_token_expires_at": expires_at,
+            "updated_at": datetime.now(UTC),
+        }
+        if refresh_token is not None:
+            values["refresh_token_enc"] = self._seal(refresh_token)
+        conn.execute(update(provider_grants).where(provider_grants.c.id == grant_id).values(values))
+
+    def set_sync_token(self, conn: Connection, grant_id: UUID, token: str | None) -> None:
+        """Remember (or forget) where the next incremental import starts, in ``conn``'s
+        transaction (the last page's)."""
+        conn.execute(
+            update(provider_grants)
+            .where(provider_grants.c.id == grant_id)
+            .values(sync_token_enc=self._seal(token), updated_at=datetime.now(UTC))
+        )
+
+    def clear_sync_token(self, grant_id: UUID) -> None:
+        """Forget the sync token in a transaction of its own (the provider refused it)."""
+        with self._engine.begin() as conn:
+            self.set_sync_token(conn, grant_id, None)
+
+    def _grant(self, row: Any) -> Grant:
+        if row is None:
             raise AccessRevoked("the connection to your account is gone — reconnect it")
         return Grant(
             id=row.id,
@@ -99,39 +139,12 @@ class GrantStore:
             sync_token=self._open(row.sync_token_enc),
         )
 
-    def update_tokens(
-        self,
-        conn: Connection,
-        grant_id: UUID,
-        *,
-        access_token: str,
-        refresh_token: str | None,
-        expires_at: datetime | None,
-    ) -> None:
-        """Store refreshed tokens; a rotated refresh token replaces the old one."""
-        values: dict[str, Any] = {
-            "access_token_enc": self._seal(access_token),
-            "access_token_expires_at": expires_at,
-            "updated_at": datetime.now(UTC),
-        }
-        if refresh_token is not None:
-            values["refresh_token_enc"] = self._seal(refresh_token)
-        conn.execute(update(provider_grants).where(provider_grants.c.id == grant_id).values(values))
-
-    def set_sync_token(self, conn: Connection, grant_id: UUID, token: str | None) -> None:
-        """Remember (or forget) where the next incremental import starts, in ``conn``'s txn."""
-        conn.execute(
-            update(provider_grants)
-            .where(provider_grants.c.id == grant_id)
-            .values(sync_token_enc=self._seal(token), updated_at=datetime.now(UTC))
-        )
-
-    def clear_sync_token(self, grant_id: UUID) -> None:
-        with self._engine.begin() as conn:
-            self.set_sync_token(conn, grant_id, None)
-
     def _seal(self, token: str | None) -> str | None:
         return None if token is None else self._cipher.encrypt(token)
 
     def _open(self, sealed: str | None) -> str | None:
         return None if sealed is None else self._cipher.decrypt(sealed)
+
+
+def _by_id(grant_id: UUID | None) -> Select[Any]:
+    return select(provider_grants).where(provider_grants.c.id == grant_id)

@@ -1,4 +1,5 @@
-"""The rows the job queue hands around: a job, the lease that fences writes to it, counts.
+"""The rows the job queue hands around: a job, the lease that fences writes to it, counts,
+and what a claim or a reap did (facts the runners turn into metrics).
 
 Also the one clock all job SQL uses (``db_now``).
 """
@@ -9,7 +10,7 @@ import secrets
 import socket
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, Connection, and_, func, literal
@@ -19,7 +20,17 @@ from contact_import.errors import LeaseLost
 from contact_import.store.db import is_postgres
 from contact_import.store.schema import UTCDateTime, jobs
 
-__all__ = ["Job", "Lease", "PageCounts", "QueueStats", "db_now", "new_worker_name"]
+__all__ = [
+    "Checkpoint",
+    "Claimed",
+    "Job",
+    "Lease",
+    "PageCounts",
+    "QueueStats",
+    "Reaped",
+    "db_now",
+    "new_worker_name",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +112,32 @@ class PageCounts:
             "contacts_skipped": self.skipped,
             "contacts_failed": self.failed,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """What one stored page moves on its job: the counts it adds, where the listing goes next
+    (None: that was the last page) and the provider's total, when it says one."""
+
+    counts: PageCounts
+    next_cursor: str | None
+    provider_total: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """What one claim took: its jobs, each under a fresh lease, and how many of them were
+    reclaimed (their previous lease had expired: the worker died or stalled)."""
+
+    jobs: list[Job]
+    reclaimed: int = 0
+
+
+class Reaped(NamedTuple):
+    """What one reap settled: jobs failed (their last attempt died), jobs cancelled."""
+
+    failed: int
+    cancelled: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from typing import Literal
 from sqlalchemy.engine import URL
 
 from contact_import.errors import ConfigError
+from contact_import.settings import PoolerSetting
 
 __all__ = [
     "PGBOUNCER_FLAG",
@@ -23,7 +24,6 @@ __all__ = [
     "without_pooler_flag",
 ]
 
-PoolerSetting = Literal["auto", "none", "session", "transaction"]
 Pooler = Literal["none", "session", "transaction"]
 
 # Prisma's convention (``?pgbouncer=true``), which Supabase documents for its pooled URL.

@@ -138,9 +138,9 @@ class _RuntimeHolder:
 
 def _start_worker(rt: Runtime, on_stopped: Callable[[str], None] | None) -> InProcessWorker:
     worker = Worker(
-        rt.engine,
         rt.jobs,
         rt.importer,
+        metrics=rt.metrics,
         concurrency=rt.settings.worker_concurrency,
         poll_seconds=rt.settings.worker_poll_seconds,
         listen_url=rt.listen_url,

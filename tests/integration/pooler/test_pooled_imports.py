@@ -93,7 +93,7 @@ def test_ticks_through_the_pooler_finish_on_the_first_attempt(
         ]
         ticks = 0
         while any(rt.jobs.get(j.id).status is not JobStatus.COMPLETED for j in jobs):
-            run_tick(rt.jobs, rt.importer, budget_seconds=0.4, max_jobs=2)
+            run_tick(rt.jobs, rt.importer, metrics=rt.metrics, budget_seconds=0.4, max_jobs=2)
             ticks += 1
             assert ticks < 100
         # The same pooled connections ran each statement many more times than psycopg's

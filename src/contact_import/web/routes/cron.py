@@ -51,6 +51,7 @@ def process_imports(
     summary = run_tick(
         rt.jobs,
         rt.importer,
+        metrics=rt.metrics,
         budget_seconds=rt.settings.tick_budget_seconds,
         max_jobs=rt.settings.tick_max_jobs,
     )

@@ -5,10 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
-from contact_import.runtime import Runtime
+from contact_import.store.db import database_answers
 from contact_import.web.deps import Rt
 from contact_import.web.schemas import VALIDATION_ERROR, HealthOut
 from contact_import.web.supervision import InProcessWorker
@@ -21,20 +19,11 @@ def healthz(rt: Rt, request: Request) -> HealthOut | JSONResponse:
     """200 when the database answers and the in-process worker (if any) runs; 503 otherwise."""
     supervised: InProcessWorker | None = request.app.state.in_process_worker
     worker = "off" if supervised is None else supervised.health
-    database = "ok" if _database_answers(rt) else "unreachable"
+    database = "ok" if database_answers(rt.engine) else "unreachable"
     if database == "ok" and worker in ("off", "running"):
         return HealthOut(status="ok", database=database, worker=worker)
     body = HealthOut(status="unavailable", database=database, worker=worker)
     return JSONResponse(body.model_dump(), status_code=503)
-
-
-def _database_answers(rt: Runtime) -> bool:
-    try:
-        with rt.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except SQLAlchemyError:
-        return False
-    return True
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})

@@ -1,0 +1,56 @@
+"""NOTIFY when a job becomes runnable, and LISTEN for it (Postgres; SQLite workers poll).
+
+pg_notify is sent at commit, so it travels through any pooler; LISTEN needs one server
+session for as long as it listens, so it runs on its own plain psycopg connection
+(``store.db.listen_url`` says which URL, or that there is none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from uuid import UUID
+
+import psycopg
+from sqlalchemy import Connection, text
+
+from contact_import.errors import DatabaseUnavailable, StoreError
+from contact_import.store.db import is_postgres
+from contact_import.store.db_errors import translate_db_error
+
+__all__ = ["NOTIFY_CHANNEL", "listen_for_jobs", "notify_job"]
+
+NOTIFY_CHANNEL = "contact_import_jobs"
+_CONNECT_TIMEOUT = 5
+
+
+def notify_job(conn: Connection, job_id: UUID) -> None:
+    """Wake listening workers when ``conn``'s transaction commits (Postgres only)."""
+    if is_postgres(conn):
+        conn.execute(
+            text("SELECT pg_notify(:channel, :payload)"),
+            {"channel": NOTIFY_CHANNEL, "payload": str(job_id)},
+        )
+
+
+@contextmanager
+def listen_for_jobs(listen_url: str) -> Iterator[Callable[[float], bool]]:
+    """A LISTEN connection on the job channel; yields ``wait(timeout)``: True if a NOTIFY came.
+
+    Any driver error is raised as a ``StoreError`` (``DatabaseUnavailable`` unless
+    ``translate_db_error`` names it better): for a listener they all mean "the connection is
+    gone; poll until it is back".
+    """
+    try:
+        with psycopg.connect(listen_url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT) as raw:
+            raw.execute(f"LISTEN {NOTIFY_CHANNEL}")  # a constant name: nothing to quote
+
+            def wait(timeout: float) -> bool:
+                return any(True for _ in raw.notifies(timeout=timeout, stop_after=1))
+
+            yield wait
+    except psycopg.Error as exc:
+        error = translate_db_error(exc)
+        if not isinstance(error, StoreError):
+            error = DatabaseUnavailable(f"LISTEN connection failed ({type(exc).__name__})")
+        raise error from exc

@@ -1,0 +1,210 @@
+"""Writing one page of an import: ONE transaction, owned here, read top to bottom in
+``_write_whole``:
+
+1. lock the user's contacts (one user's pages run one at a time),
+2. read what the page already recorded and who owns its match keys,
+3. plan created / updated / skipped / failed (pure: ``domain.merge.plan_page_merge``),
+4. checkpoint the job: cursor, counts and lease, fenced (a lost lease stops the page here),
+5. write contacts, keys and audit rows,
+6. on the last page, save the provider's sync token for the next import of this account.
+
+The statement count is fixed per page (lock, two reads, the checkpoint, up to four writes),
+whatever the page size: no per-contact round trips.
+
+A value the database refuses (a data error: see ``data_errors``) fails only its contact: the
+page's transaction is rolled back and the page written again in a second one, its contacts in
+SAVEPOINTs, a part that is refused halved until the refused contacts stand alone; they are
+``failed`` with the database's reason, everything else is stored. That slow path runs only
+after such an error; it keeps the same lock, checkpoint and lease fence in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from uuid import UUID, uuid4
+
+from sqlalchemy import Connection, Engine
+
+from contact_import.domain.merge import Action, PagePlan, plan_page_merge
+from contact_import.store.contacts import (
+    Incoming,
+    load_matches,
+    lock_user,
+    match_keys_of,
+    record_failed,
+    recorded_ids,
+    write_plan,
+)
+from contact_import.store.data_errors import describe_data_error, is_data_error
+from contact_import.store.grants import GrantStore
+from contact_import.store.jobs import Checkpoint, Job, PageCounts, checkpoint
+
+__all__ = ["Incoming", "PageResult", "PageWrite", "write_page"]
+
+log = logging.getLogger("contact_import.store")
+
+
+@dataclass(frozen=True, slots=True)
+class PageWrite:
+    """One page of a claimed job to store, and where its listing goes next.
+
+    ``next_cursor`` None: the last page (the job completes with it); ``sync_token``: what the
+    provider handed out for the next incremental import, saved with the last page.
+    """
+
+    job: Job
+    contacts: Sequence[Incoming]
+    next_cursor: str | None
+    provider_total: int | None = None
+    sync_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PageResult:
+    counts: PageCounts
+    cancel_requested: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Writer:
+    """What every step of one page write needs besides the connection."""
+
+    page: PageWrite
+    grants: GrantStore
+    lease_seconds: float
+    new_id: Callable[[], UUID]
+
+
+def write_page(
+    engine: Engine,
+    grants: GrantStore,
+    page: PageWrite,
+    *,
+    lease_seconds: float,
+    new_id: Callable[[], UUID] = uuid4,
+) -> PageResult:
+    """Store one page and advance its job, atomically; raises LeaseLost (and rolls back).
+
+    A contact whose values the database refuses is ``failed`` alone (see the module doc).
+    """
+    writer = _Writer(page, grants, lease_seconds, new_id)
+    try:
+        with engine.begin() as conn:
+            return _write_whole(conn, writer)
+    except Exception as exc:
+        if not is_data_error(exc):
+            raise
+        log.warning(
+            "the database refused a value of this page (%s); isolating the contacts",
+            describe_data_error(exc),
+            extra={"job_id": str(page.job.id)},
+        )
+    with engine.begin() as conn:
+        return _write_isolating(conn, writer)
+
+
+def _write_whole(conn: Connection, w: _Writer) -> PageResult:
+    """The page in one go: the fast path, and the order of every page write."""
+    job = w.page.job
+    lock_user(conn, job.user_id)
+    plan = _plan(conn, w, w.page.contacts)
+    counts = _counts(plan.counts())
+    # Fence first: if the lease is gone, nothing below is written.
+    cancel = _checkpoint(conn, w, counts)
+    write_plan(conn, job.user_id, job.id, plan)
+    _save_sync_token(conn, w)
+    return PageResult(counts, cancel)
+
+
+def _write_isolating(conn: Connection, w: _Writer) -> PageResult:
+    """The page again, in parts under SAVEPOINTs: only the refused contacts fail."""
+    job = w.page.job
+    lock_user(conn, job.user_id)
+    refused: dict[str, str] = {}
+    actions: Counter[Action] = Counter()
+    _write_part(conn, w, list(w.page.contacts), refused, actions)
+    record_failed(conn, job.id, refused)
+    actions[Action.FAILED] += len(refused)
+    log.warning(
+        "%d contacts of this page failed: the database refused their values",
+        len(refused),
+        extra={"job_id": str(job.id)},
+    )
+    counts = _counts(actions)
+    # The fence comes last here: it is in the same transaction, so a lost lease still
+    # rolls back every part written above.
+    cancel = _checkpoint(conn, w, counts)
+    _save_sync_token(conn, w)
+    return PageResult(counts, cancel)
+
+
+def _write_part(
+    conn: Connection,
+    w: _Writer,
+    part: list[Incoming],
+    refused: dict[str, str],
+    actions: Counter[Action],
+) -> None:
+    """Write ``part`` under a SAVEPOINT; if a value is refused, halve it and try each half.
+
+    Halves go in page order, and each re-reads the key owners, so merges between contacts
+    of the page come out as in the fast path, minus the refused contacts.
+    """
+    part = [c for c in part if c.provider_contact_id not in refused]  # a repeat of a refused one
+    if not part:
+        return
+    try:
+        with conn.begin_nested():
+            plan = _plan(conn, w, part)
+            write_plan(conn, w.page.job.user_id, w.page.job.id, plan)
+    except Exception as exc:
+        if not is_data_error(exc):
+            raise
+        if len(part) == 1:
+            refused[part[0].provider_contact_id] = "not stored: " + describe_data_error(exc)
+            return
+        half = len(part) // 2
+        _write_part(conn, w, part[:half], refused, actions)
+        _write_part(conn, w, part[half:], refused, actions)
+        return
+    actions.update(plan.counts())
+
+
+def _plan(conn: Connection, w: _Writer, contacts: Sequence[Incoming]) -> PagePlan:
+    """Read what ``contacts`` match (ids this job recorded, owners of their keys), then decide
+    (pure) what to write."""
+    job = w.page.job
+    recorded = recorded_ids(conn, job.id, [c.provider_contact_id for c in contacts])
+    owners, existing = load_matches(conn, job.user_id, match_keys_of(job.provider, contacts))
+    return plan_page_merge(
+        contacts,
+        provider=job.provider,
+        owners=owners,
+        existing=existing,
+        new_id=w.new_id,
+        already_recorded=recorded,
+    )
+
+
+def _checkpoint(conn: Connection, w: _Writer, counts: PageCounts) -> bool:
+    step = Checkpoint(counts, w.page.next_cursor, w.page.provider_total)
+    return checkpoint(conn, w.page.job.lease, step, lease_seconds=w.lease_seconds)
+
+
+def _save_sync_token(conn: Connection, w: _Writer) -> None:
+    """After the last page, the next import of this account asks only for what changed."""
+    page = w.page
+    if page.next_cursor is None and page.sync_token and page.job.grant_id is not None:
+        w.grants.set_sync_token(conn, page.job.grant_id, page.sync_token)
+
+
+def _counts(actions: Mapping[Action, int]) -> PageCounts:
+    return PageCounts(
+        created=actions.get(Action.CREATED, 0),
+        updated=actions.get(Action.UPDATED, 0),
+        skipped=actions.get(Action.SKIPPED, 0),
+        failed=actions.get(Action.FAILED, 0),
+    )
