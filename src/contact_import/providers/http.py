@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import httpx
 import orjson
 
+from contact_import.domain.job import backoff_seconds
 from contact_import.errors import (
     MalformedResponse,
     ProviderError,
@@ -34,13 +35,13 @@ from contact_import.errors import (
 __all__ = [
     "ErrorForResponse",
     "RetryPolicy",
-    "backoff_delay",
     "get_with_retries",
     "json_object",
     "parse_retry_after",
 ]
 
 logger = logging.getLogger(__name__)
+_FIRST_RETRY_SECONDS = 0.5
 
 
 class ErrorForResponse(Protocol):
@@ -56,12 +57,16 @@ class RetryPolicy:
     max_retries: int = 3
     max_retry_after: float = 30.0  # caps both Retry-After and the backoff
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+    jitter: Callable[[], float] = field(default=random.random, compare=False)
 
     def delay(self, error: ProviderError, attempt: int) -> float:
-        """Seconds to wait before retry number ``attempt + 1``."""
+        """Seconds to wait before retry number ``attempt + 1`` (``attempt`` counts from 0)."""
         if isinstance(error, RateLimited) and error.retry_after is not None:
             return min(error.retry_after, self.max_retry_after)
-        return backoff_delay(attempt, cap=self.max_retry_after)
+        # The job backoff's formula, scaled down: these waits happen inside one page fetch.
+        return backoff_seconds(
+            attempt + 1, self.jitter(), base=_FIRST_RETRY_SECONDS, cap=self.max_retry_after
+        )
 
 
 def get_with_retries(
@@ -143,18 +148,6 @@ def _loads(content: bytes) -> Any:
         # providers do send in a name; the standard library keeps it, and normalization then
         # replaces it in that one contact. Only a page orjson refused pays for a second parse.
         return json.loads(content)
-
-
-def backoff_delay(
-    attempt: int,
-    *,
-    base: float = 0.5,
-    cap: float = 30.0,
-    jitter: Callable[[], float] = random.random,
-) -> float:
-    """Exponential backoff with jitter: a delay in [ceiling/2, ceiling], ceiling = base * 2**n."""
-    ceiling = min(cap, base * 2.0 ** min(attempt, 32))
-    return ceiling / 2 + jitter() * ceiling / 2
 
 
 def parse_retry_after(value: str | None, *, now: float) -> float | None:
