@@ -2,7 +2,8 @@
 platform (v2.0).
 
 The authorize URL and the PKCE pair come from Authlib; the two token requests are plain httpx
-POSTs so that every failure is translated here, at the boundary, into ``contact_import.errors``:
+POSTs, translated into ``contact_import.errors`` through the same boundary and status skeleton
+as the contacts APIs (``providers.http.map_httpx_errors``, ``providers.classify``):
 
     invalid_grant while exchanging a code   RequestRejected    the user starts connecting again
     invalid_grant while refreshing          AccessRevoked      access was revoked: reconnect
@@ -35,11 +36,15 @@ from contact_import.errors import (
     ConfigError,
     ContactImportError,
     MalformedResponse,
-    ProviderUnavailable,
-    RateLimited,
     RequestRejected,
 )
-from contact_import.providers.http import json_object, parse_retry_after
+from contact_import.providers.classify import (
+    ErrorBody,
+    ErrorRules,
+    classify_response,
+    json_body,
+)
+from contact_import.providers.http import json_object, map_httpx_errors
 from contact_import.settings import Settings
 
 __all__ = [
@@ -233,62 +238,53 @@ def _token_request(
 ) -> dict[str, object]:
     """POST ``form`` with our client credentials; the JSON body of a 2xx answer."""
     data = form | {"client_id": provider.client_id, "client_secret": provider.client_secret}
-    api_name = f"{provider.label} sign-in"
-    try:
+    rules = _token_error_rules(provider, on_invalid_grant)
+    with map_httpx_errors(rules.api_name, bad_url=ConfigError):
         response = client.post(
             provider.token_url, data=data, headers={"Accept": "application/json"}
         )
-    except httpx.TimeoutException as exc:
-        raise ProviderUnavailable(f"{api_name} did not answer in time") from exc
-    except httpx.HTTPError as exc:
-        raise ProviderUnavailable(f"could not reach {api_name} ({type(exc).__name__})") from exc
-    except httpx.InvalidURL as exc:
-        raise ConfigError(f"the {provider.label} token URL is not valid") from exc
     if not response.is_success:
-        raise _token_error(response, provider, on_invalid_grant)
-    return json_object(response, api_name)
+        raise classify_response(response, rules, now=time.time())
+    return json_object(response, rules.api_name)
 
 
-def _token_error(
-    response: httpx.Response, provider: OAuthProvider, on_invalid_grant: ContactImportError
-) -> ContactImportError:
-    """The exception a non-2xx answer of the token endpoint stands for."""
-    status, label = response.status_code, provider.label
-    if status == 429:
-        retry_after = parse_retry_after(response.headers.get("Retry-After"), now=time.time())
-        return RateLimited(f"{label} sign-in rate limit reached (HTTP 429)", retry_after)
-    if status >= 500:
-        return ProviderUnavailable(f"{label} sign-in is unavailable (HTTP {status})")
-    error, detail = _oauth_error(response)
-    if error == "invalid_grant":
-        return on_invalid_grant
-    if error in {"invalid_client", "unauthorized_client"}:
-        prefix = provider.name.upper()
-        return ConfigError(
-            f"the {label} client id or secret is wrong "
-            f"(check {prefix}_CLIENT_ID and {prefix}_CLIENT_SECRET)"
-        )
-    if 400 <= status < 500:
-        return RequestRejected(f"{label} refused the token request (HTTP {status}{detail})")
-    return MalformedResponse(f"unexpected HTTP {status} from {label} sign-in")
+def _token_error_rules(provider: OAuthProvider, on_invalid_grant: ContactImportError) -> ErrorRules:
+    """How the token endpoint's errors read: RFC 6749 section 5.2 bodies, no bearer rules."""
+    label = provider.label
+
+    def client_refusal(status: int, body: ErrorBody) -> ContactImportError | None:
+        if "invalid_grant" in body.codes:
+            return on_invalid_grant
+        if body.codes & {"invalid_client", "unauthorized_client"}:
+            prefix = provider.name.upper()
+            return ConfigError(
+                f"the {label} client id or secret is wrong "
+                f"(check {prefix}_CLIENT_ID and {prefix}_CLIENT_SECRET)"
+            )
+        return None
+
+    return ErrorRules(
+        api_name=f"{label} sign-in",
+        rate_limited=f"{label} sign-in rate limit reached (HTTP {{status}})",
+        rejected=f"{label} refused the token request (HTTP {{status}}{{detail}})",
+        read=_oauth_error,
+        refusals=(client_refusal,),
+    )
 
 
-def _oauth_error(response: httpx.Response) -> tuple[str, str]:
-    """(error code, a safe detail for a message) of an RFC 6749 error body; "" when absent.
+def _oauth_error(response: httpx.Response) -> ErrorBody:
+    """The error code of an RFC 6749 error body, and a safe detail naming it; empty if absent.
 
     ``error_description`` is left out on purpose: servers may echo request values in it.
     """
-    try:
-        body = response.json()
-    except ValueError:
-        return "", ""
-    error = body.get("error") if isinstance(body, dict) else None
+    body = json_body(response)
+    error = body.get("error")
     if not isinstance(error, str) or not _ERROR_CODE.fullmatch(error):
-        return "", ""
+        return ErrorBody()
     codes = body.get("error_codes")  # Microsoft's AADSTS numbers
     first = codes[0] if isinstance(codes, list) and codes else None
     aadsts = f", AADSTS{first}" if isinstance(first, int) and not isinstance(first, bool) else ""
-    return error, f" {error}{aadsts}"
+    return ErrorBody(frozenset({error}), detail=f" {error}{aadsts}")
 
 
 def _token_set(
