@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from contact_import.cli.common import console, friendly_errors, load_settings, runtime
 from contact_import.domain.job import FINAL_STATUSES, JobStatus
 from contact_import.errors import ConfigError
-from contact_import.providers.factory import PROVIDERS
+from contact_import.providers.registry import provider_spec
 from contact_import.providers.sandbox.app import SandboxState
 from contact_import.providers.sandbox.server import sandbox_settings, start_sandbox
 from contact_import.runner.worker import Worker
@@ -42,8 +42,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="the sandbox book's seed")] = 1,
 ) -> None:
     """Import a fake address book end to end: sandbox, queue, worker, progress, summary."""
-    if provider not in PROVIDERS:
-        raise ConfigError(f"unknown provider {provider!r}; one of {', '.join(PROVIDERS)}")
+    provider_spec(provider)  # an unknown name fails here, before the sandbox starts
     with tempfile.TemporaryDirectory(prefix="contact-import-demo-") as tmp:
         url = database_url or f"sqlite:///{Path(tmp) / 'demo.db'}"
         with start_sandbox(SandboxState()) as sandbox:

@@ -1,4 +1,4 @@
-"""Build the right ContactSource for a job from its provider name and grant.
+"""Build the right ContactSource for a job from its provider's registry entry and its grant.
 
 It also keeps the grant's access token fresh: refreshed shortly before it expires, or on
 demand after a 401, with the grant row locked so two refreshes never race (Microsoft rotates
@@ -14,19 +14,16 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import Engine
 
-from contact_import.errors import AccessRevoked, RequestRejected
+from contact_import.errors import AccessRevoked
 from contact_import.providers.base import ContactSource
-from contact_import.providers.google import GoogleContactsSource
-from contact_import.providers.microsoft import MicrosoftContactsSource
 from contact_import.providers.oauth import oauth_provider, refresh_access_token
+from contact_import.providers.registry import provider_label, provider_spec
 from contact_import.settings import Settings
 from contact_import.store.grants import Grant, GrantStore
 from contact_import.store.jobs import Job
 
-__all__ = ["PROVIDERS", "SourceFactory"]
+__all__ = ["SourceFactory"]
 
-PROVIDERS = ("google", "microsoft")
-LABELS = {"google": "Google", "microsoft": "Microsoft"}
 # Refresh this long before the provider's expiry, so a page never starts on a dying token.
 REFRESH_MARGIN = timedelta(seconds=60)
 
@@ -52,33 +49,19 @@ class SourceFactory:
     ) -> ContactSource:
         """``refresh`` forces a new access token (after a 401); ``incremental`` False ignores
         the stored sync token (it expired: list everything)."""
+        spec = provider_spec(job.provider)
         grant = self._fresh_grant(job, force=refresh)
         if not grant.access_token:
-            raise AccessRevoked(
-                f"{_label(job.provider)} access is missing — reconnect your account"
-            )
-        sync_token = grant.sync_token if incremental else None
-        if job.provider == "google":
-            return GoogleContactsSource(
-                self._client,
-                api_url=self._settings.google_people_api_url,
-                access_token=grant.access_token,
-                page_size=self._settings.page_size,
-                max_retries=self._settings.provider_max_retries,
-                sleep=sleep,
-                sync_token=sync_token,
-            )
-        if job.provider == "microsoft":
-            return MicrosoftContactsSource(
-                self._client,
-                api_url=self._settings.microsoft_graph_api_url,
-                access_token=grant.access_token,
-                page_size=self._settings.page_size,
-                max_retries=self._settings.provider_max_retries,
-                sleep=sleep,
-                sync_token=sync_token,
-            )
-        raise RequestRejected(f"unknown provider {job.provider!r}")
+            raise AccessRevoked(f"{spec.label} access is missing — reconnect your account")
+        return spec.source_class(
+            self._client,
+            api_url=spec.api_url(self._settings),
+            access_token=grant.access_token,
+            page_size=self._settings.page_size,
+            max_retries=self._settings.provider_max_retries,
+            sleep=sleep,
+            sync_token=grant.sync_token if incremental else None,
+        )
 
     def _fresh_grant(self, job: Job, *, force: bool) -> Grant:
         grant = self._grants.get(job.grant_id)
@@ -114,4 +97,4 @@ def _expiring(grant: Grant) -> bool:
 
 
 def _label(provider: str) -> str:
-    return LABELS.get(provider, provider)
+    return provider_label(provider)

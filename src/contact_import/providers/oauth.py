@@ -45,11 +45,15 @@ from contact_import.providers.classify import (
     json_body,
 )
 from contact_import.providers.http import json_object, map_httpx_errors
+from contact_import.providers.registry import (
+    ProviderSpec,
+    find_provider,
+    provider_label,
+    provider_spec,
+)
 from contact_import.settings import Settings
 
 __all__ = [
-    "GOOGLE_CONTACTS_SCOPE",
-    "MICROSOFT_SCOPES",
     "OAuthProvider",
     "TokenSet",
     "authorization_url",
@@ -60,9 +64,6 @@ __all__ = [
     "refresh_access_token",
 ]
 
-GOOGLE_CONTACTS_SCOPE = "https://www.googleapis.com/auth/contacts.readonly"
-MICROSOFT_SCOPES = ("Contacts.Read", "offline_access")
-_LABELS = {"google": "Google", "microsoft": "Microsoft"}
 _VERIFIER_LENGTH = 64  # RFC 7636: 43 to 128 characters of [A-Za-z0-9-._~]
 _ERROR_CODE = re.compile(r"[a-z_]{1,64}")  # only a well-formed OAuth error code goes in a message
 
@@ -84,7 +85,7 @@ class OAuthProvider:
     @property
     def label(self) -> str:
         """The provider's name as a user reads it ("Google")."""
-        return _LABELS.get(self.name, self.name)
+        return provider_label(self.name)
 
 
 @dataclass(frozen=True)
@@ -109,35 +110,28 @@ class TokenSet:
 
 
 def oauth_provider(name: str, settings: Settings) -> OAuthProvider:
-    """The OAuth configuration of provider ``name``; ConfigError when its client is not set."""
-    if name == "google":
-        return OAuthProvider(
-            name="google",
-            authorize_url=settings.google_auth_url,
-            token_url=settings.google_token_url,
-            client_id=_required(settings.google_client_id, "GOOGLE_CLIENT_ID"),
-            client_secret=_required(settings.google_client_secret, "GOOGLE_CLIENT_SECRET"),
-            scopes=(GOOGLE_CONTACTS_SCOPE,),
-            # offline: a refresh token; consent: a new one even if the user consented before.
-            extra_authorize_params={"access_type": "offline", "prompt": "consent"},
-        )
-    if name == "microsoft":
-        base = f"{settings.microsoft_login_url.rstrip('/')}/{settings.microsoft_tenant}"
-        return OAuthProvider(
-            name="microsoft",
-            authorize_url=f"{base}/oauth2/v2.0/authorize",
-            token_url=f"{base}/oauth2/v2.0/token",
-            client_id=_required(settings.microsoft_client_id, "MICROSOFT_CLIENT_ID"),
-            client_secret=_required(settings.microsoft_client_secret, "MICROSOFT_CLIENT_SECRET"),
-            scopes=MICROSOFT_SCOPES,
-            scope_on_refresh=True,
-        )
-    raise ConfigError(f"unknown provider {name!r}")
+    """The OAuth configuration of provider ``name``; ConfigError when its client is not set.
+
+    UnknownProvider when ``name`` is not in the registry.
+    """
+    spec = provider_spec(name)
+    endpoints = spec.oauth_endpoints(settings)
+    return OAuthProvider(
+        name=spec.name,
+        authorize_url=endpoints.authorize_url,
+        token_url=endpoints.token_url,
+        client_id=_required(spec, settings, "client_id"),
+        client_secret=_required(spec, settings, "client_secret"),
+        scopes=spec.scopes,
+        extra_authorize_params=spec.extra_authorize_params,
+        scope_on_refresh=spec.scope_on_refresh,
+    )
 
 
-def _required(value: str | None, env_var: str) -> str:
+def _required(spec: ProviderSpec, settings: Settings, setting: str) -> str:
+    value = spec.setting(settings, setting)
     if value is None or not value.strip():
-        raise ConfigError(f"{env_var} is not set")
+        raise ConfigError(f"{spec.env_var(setting)} is not set")
     return value.strip()
 
 
@@ -250,17 +244,13 @@ def _token_request(
 
 def _token_error_rules(provider: OAuthProvider, on_invalid_grant: ContactImportError) -> ErrorRules:
     """How the token endpoint's errors read: RFC 6749 section 5.2 bodies, no bearer rules."""
-    label = provider.label
+    label, client_vars = provider.label, _client_env_vars(provider.name)
 
     def client_refusal(status: int, body: ErrorBody) -> ContactImportError | None:
         if "invalid_grant" in body.codes:
             return on_invalid_grant
         if body.codes & {"invalid_client", "unauthorized_client"}:
-            prefix = provider.name.upper()
-            return ConfigError(
-                f"the {label} client id or secret is wrong "
-                f"(check {prefix}_CLIENT_ID and {prefix}_CLIENT_SECRET)"
-            )
+            return ConfigError(f"the {label} client id or secret is wrong (check {client_vars})")
         return None
 
     return ErrorRules(
@@ -270,6 +260,14 @@ def _token_error_rules(provider: OAuthProvider, on_invalid_grant: ContactImportE
         read=_oauth_error,
         refusals=(client_refusal,),
     )
+
+
+def _client_env_vars(provider_name: str) -> str:
+    """Where our client id and secret for the provider are set, for a message."""
+    spec = find_provider(provider_name)
+    if spec is None:  # an OAuthProvider built by hand
+        return "its client id and secret"
+    return f"{spec.env_var('client_id')} and {spec.env_var('client_secret')}"
 
 
 def _oauth_error(response: httpx.Response) -> ErrorBody:
