@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from contact_import.cli.common import console, friendly_errors, load_settings, runtime
 from contact_import.domain.job import FINAL_STATUSES, JobStatus
 from contact_import.errors import ConfigError
-from contact_import.providers.registry import provider_spec
+from contact_import.providers.registry import PROVIDER_NAMES, provider_spec
 from contact_import.providers.sandbox.app import SandboxState
 from contact_import.providers.sandbox.server import sandbox_settings, start_sandbox
 from contact_import.runner.worker import Worker
@@ -35,7 +35,7 @@ def demo(
     ] = 5000,
     provider: Annotated[
         str, typer.Option(help="which provider's API the sandbox speaks")
-    ] = "google",
+    ] = PROVIDER_NAMES[0],
     database_url: Annotated[
         str | None, typer.Option(help="default: a new SQLite file in a temporary folder")
     ] = None,
