@@ -18,6 +18,7 @@ database is nobody's fault, so it does not). Database errors are translated in o
     │   │   ├── AccessRevoked          invalid_grant, revoked consent
     │   │   ├── InsufficientScope      403: the grant lacks the contacts scope
     │   │   └── RequestRejected        any other 4xx: our request is wrong
+    │   │       └── UnknownProvider    a provider name that is not in providers.registry
     │   ├── AccessTokenExpired         401: refresh the access token once, then retry the call
     │   └── CursorExpired              the page token / sync token is no longer accepted
     ├── StoreError
@@ -59,6 +60,7 @@ __all__ = [
     "StatementFailed",
     "StoreError",
     "TransientProviderError",
+    "UnknownProvider",
 ]
 
 
@@ -113,6 +115,10 @@ class InsufficientScope(PermanentProviderError):
 
 class RequestRejected(PermanentProviderError):
     """A 4xx that says our request is wrong; retrying the same request cannot succeed."""
+
+
+class UnknownProvider(RequestRejected):
+    """A provider name (in a URL, a job row, an option) that is not one we import from."""
 
 
 class AccessTokenExpired(ProviderError):

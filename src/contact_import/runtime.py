@@ -10,8 +10,8 @@ from sqlalchemy import Engine
 from contact_import.connect import Connections
 from contact_import.crypto import TokenCipher
 from contact_import.metrics import Metrics
-from contact_import.providers.factory import SourceFactory
 from contact_import.runner.importer import Importer
+from contact_import.runner.sources import SourceFactory
 from contact_import.settings import Settings
 from contact_import.store.db import create_db_engine, listen_url, upgrade_database
 from contact_import.store.grants import GrantStore

@@ -31,7 +31,7 @@ from contact_import.providers.google import (
     parse_connections,
     person_to_contact,
 )
-from contact_import.providers.http import backoff_delay, parse_retry_after
+from contact_import.providers.http import RetryPolicy, parse_retry_after
 from contact_import.providers.sandbox.app import Faults
 from contact_import.providers.sandbox.server import RunningSandbox
 from tests import helpers
@@ -438,9 +438,13 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
 
 
 def test_backoff_grows_and_stays_under_its_cap() -> None:
-    assert backoff_delay(0, jitter=lambda: 1.0) == 0.5
-    assert backoff_delay(3, jitter=lambda: 0.0) == 2.0
-    assert backoff_delay(100, cap=30.0, jitter=lambda: 1.0) == 30.0
+    def delay(attempt: int, jitter: float) -> float:
+        policy = RetryPolicy(max_retry_after=30.0, jitter=lambda: jitter)
+        return policy.delay(ProviderUnavailable("HTTP 503"), attempt)
+
+    assert delay(0, 1.0) == 0.5
+    assert delay(3, 0.0) == 2.0
+    assert delay(100, 1.0) == 30.0
 
 
 @pytest.mark.parametrize(

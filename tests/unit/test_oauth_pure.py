@@ -20,7 +20,6 @@ from contact_import.errors import (
     RequestRejected,
 )
 from contact_import.providers.oauth import (
-    GOOGLE_CONTACTS_SCOPE,
     OAuthProvider,
     TokenSet,
     authorization_url,
@@ -30,6 +29,7 @@ from contact_import.providers.oauth import (
     pkce_challenge,
     refresh_access_token,
 )
+from contact_import.providers.registry import GOOGLE_CONTACTS_SCOPE
 from contact_import.settings import Settings
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)

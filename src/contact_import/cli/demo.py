@@ -16,7 +16,7 @@ from rich.table import Table
 from contact_import.cli.common import console, friendly_errors, load_settings, runtime
 from contact_import.domain.job import FINAL_STATUSES, JobStatus
 from contact_import.errors import ConfigError
-from contact_import.providers.factory import PROVIDERS
+from contact_import.providers.registry import PROVIDER_NAMES, provider_spec
 from contact_import.providers.sandbox.app import SandboxState
 from contact_import.providers.sandbox.server import sandbox_settings, start_sandbox
 from contact_import.runner.worker import Worker
@@ -34,15 +34,14 @@ def demo(
     ] = 5000,
     provider: Annotated[
         str, typer.Option(help="which provider's API the sandbox speaks")
-    ] = "google",
+    ] = PROVIDER_NAMES[0],
     database_url: Annotated[
         str | None, typer.Option(help="default: a new SQLite file in a temporary folder")
     ] = None,
     seed: Annotated[int, typer.Option(help="the sandbox book's seed")] = 1,
 ) -> None:
     """Import a fake address book end to end: sandbox, queue, worker, progress, summary."""
-    if provider not in PROVIDERS:
-        raise ConfigError(f"unknown provider {provider!r}; one of {', '.join(PROVIDERS)}")
+    provider_spec(provider)  # an unknown name fails here, before the sandbox starts
     with tempfile.TemporaryDirectory(prefix="contact-import-demo-") as tmp:
         url = database_url or f"sqlite:///{Path(tmp) / 'demo.db'}"
         with start_sandbox(SandboxState()) as sandbox:

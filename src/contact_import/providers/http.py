@@ -2,8 +2,10 @@
 
 A rate limit (honouring ``Retry-After``, capped), a 5xx, a timeout or a refused connection is
 retried a few times with backoff; whatever is still wrong after that leaves as a
-``contact_import.errors`` exception, never an httpx one. Nothing here knows a provider's error
-bodies: each adapter passes its own ``ErrorForResponse``.
+``contact_import.errors`` exception, never an httpx one: ``map_httpx_errors`` is the one place
+httpx's exceptions become ours, for the contacts APIs and the OAuth token endpoints alike.
+Nothing here knows a provider's error bodies: each caller passes its own ``ErrorForResponse``
+(``providers.classify``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any, Protocol
@@ -23,7 +26,9 @@ from typing import Any, Protocol
 import httpx
 import orjson
 
+from contact_import.domain.job import backoff_seconds
 from contact_import.errors import (
+    ContactImportError,
     MalformedResponse,
     ProviderError,
     ProviderUnavailable,
@@ -34,19 +39,20 @@ from contact_import.errors import (
 __all__ = [
     "ErrorForResponse",
     "RetryPolicy",
-    "backoff_delay",
     "get_with_retries",
     "json_object",
+    "map_httpx_errors",
     "parse_retry_after",
 ]
 
 logger = logging.getLogger(__name__)
+_FIRST_RETRY_SECONDS = 0.5
 
 
 class ErrorForResponse(Protocol):
     """Maps a provider's non-2xx answer to the exception it stands for."""
 
-    def __call__(self, response: httpx.Response, *, now: float) -> ProviderError: ...
+    def __call__(self, response: httpx.Response, *, now: float) -> ContactImportError: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +62,16 @@ class RetryPolicy:
     max_retries: int = 3
     max_retry_after: float = 30.0  # caps both Retry-After and the backoff
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+    jitter: Callable[[], float] = field(default=random.random, compare=False)
 
     def delay(self, error: ProviderError, attempt: int) -> float:
-        """Seconds to wait before retry number ``attempt + 1``."""
+        """Seconds to wait before retry number ``attempt + 1`` (``attempt`` counts from 0)."""
         if isinstance(error, RateLimited) and error.retry_after is not None:
             return min(error.retry_after, self.max_retry_after)
-        return backoff_delay(attempt, cap=self.max_retry_after)
+        # The job backoff's formula, scaled down: these waits happen inside one page fetch.
+        return backoff_seconds(
+            attempt + 1, self.jitter(), base=_FIRST_RETRY_SECONDS, cap=self.max_retry_after
+        )
 
 
 def get_with_retries(
@@ -109,19 +119,31 @@ def _get(
     params: Mapping[str, str] | None,
     error_for_response: ErrorForResponse,
 ) -> httpx.Response:
-    try:
+    with map_httpx_errors(api_name):
         response = client.get(url, params=params, headers=headers)
+    if response.is_success:
+        return response
+    raise error_for_response(response, now=time.time())
+
+
+@contextmanager
+def map_httpx_errors(
+    api_name: str, *, bad_url: type[ContactImportError] = RequestRejected
+) -> Iterator[None]:
+    """Raise ours for the httpx exception raised inside (as httpx's ``map_httpcore_exceptions``).
+
+    ``bad_url`` is what an invalid URL is: a misconfiguration, so never worth a retry.
+    """
+    try:
+        yield
     except httpx.TimeoutException as exc:
         raise ProviderUnavailable(f"{api_name} did not answer in time") from exc
     except httpx.DecodingError as exc:
         raise MalformedResponse(f"{api_name} sent a body that does not decode") from exc
     except httpx.HTTPError as exc:
         raise ProviderUnavailable(f"could not reach {api_name} ({type(exc).__name__})") from exc
-    except httpx.InvalidURL as exc:  # a misconfigured base URL: permanent
-        raise RequestRejected(f"the {api_name} URL is not valid") from exc
-    if response.is_success:
-        return response
-    raise error_for_response(response, now=time.time())
+    except httpx.InvalidURL as exc:
+        raise bad_url(f"the {api_name} URL is not valid") from exc
 
 
 def json_object(response: httpx.Response, api_name: str) -> dict[str, Any]:
@@ -143,18 +165,6 @@ def _loads(content: bytes) -> Any:
         # providers do send in a name; the standard library keeps it, and normalization then
         # replaces it in that one contact. Only a page orjson refused pays for a second parse.
         return json.loads(content)
-
-
-def backoff_delay(
-    attempt: int,
-    *,
-    base: float = 0.5,
-    cap: float = 30.0,
-    jitter: Callable[[], float] = random.random,
-) -> float:
-    """Exponential backoff with jitter: a delay in [ceiling/2, ceiling], ceiling = base * 2**n."""
-    ceiling = min(cap, base * 2.0 ** min(attempt, 32))
-    return ceiling / 2 + jitter() * ceiling / 2
 
 
 def parse_retry_after(value: str | None, *, now: float) -> float | None:

@@ -2,7 +2,8 @@
 platform (v2.0).
 
 The authorize URL and the PKCE pair come from Authlib; the two token requests are plain httpx
-POSTs so that every failure is translated here, at the boundary, into ``contact_import.errors``:
+POSTs, translated into ``contact_import.errors`` through the same boundary and status skeleton
+as the contacts APIs (``providers.http.map_httpx_errors``, ``providers.classify``):
 
     invalid_grant while exchanging a code   RequestRejected    the user starts connecting again
     invalid_grant while refreshing          AccessRevoked      access was revoked: reconnect
@@ -35,16 +36,24 @@ from contact_import.errors import (
     ConfigError,
     ContactImportError,
     MalformedResponse,
-    ProviderUnavailable,
-    RateLimited,
     RequestRejected,
 )
-from contact_import.providers.http import json_object, parse_retry_after
+from contact_import.providers.classify import (
+    ErrorBody,
+    ErrorRules,
+    classify_response,
+    json_body,
+)
+from contact_import.providers.http import json_object, map_httpx_errors
+from contact_import.providers.registry import (
+    ProviderSpec,
+    find_provider,
+    provider_label,
+    provider_spec,
+)
 from contact_import.settings import Settings
 
 __all__ = [
-    "GOOGLE_CONTACTS_SCOPE",
-    "MICROSOFT_SCOPES",
     "OAuthProvider",
     "TokenSet",
     "authorization_url",
@@ -55,9 +64,6 @@ __all__ = [
     "refresh_access_token",
 ]
 
-GOOGLE_CONTACTS_SCOPE = "https://www.googleapis.com/auth/contacts.readonly"
-MICROSOFT_SCOPES = ("Contacts.Read", "offline_access")
-_LABELS = {"google": "Google", "microsoft": "Microsoft"}
 _VERIFIER_LENGTH = 64  # RFC 7636: 43 to 128 characters of [A-Za-z0-9-._~]
 _ERROR_CODE = re.compile(r"[a-z_]{1,64}")  # only a well-formed OAuth error code goes in a message
 
@@ -79,7 +85,7 @@ class OAuthProvider:
     @property
     def label(self) -> str:
         """The provider's name as a user reads it ("Google")."""
-        return _LABELS.get(self.name, self.name)
+        return provider_label(self.name)
 
 
 @dataclass(frozen=True)
@@ -104,35 +110,28 @@ class TokenSet:
 
 
 def oauth_provider(name: str, settings: Settings) -> OAuthProvider:
-    """The OAuth configuration of provider ``name``; ConfigError when its client is not set."""
-    if name == "google":
-        return OAuthProvider(
-            name="google",
-            authorize_url=settings.google_auth_url,
-            token_url=settings.google_token_url,
-            client_id=_required(settings.google_client_id, "GOOGLE_CLIENT_ID"),
-            client_secret=_required(settings.google_client_secret, "GOOGLE_CLIENT_SECRET"),
-            scopes=(GOOGLE_CONTACTS_SCOPE,),
-            # offline: a refresh token; consent: a new one even if the user consented before.
-            extra_authorize_params={"access_type": "offline", "prompt": "consent"},
-        )
-    if name == "microsoft":
-        base = f"{settings.microsoft_login_url.rstrip('/')}/{settings.microsoft_tenant}"
-        return OAuthProvider(
-            name="microsoft",
-            authorize_url=f"{base}/oauth2/v2.0/authorize",
-            token_url=f"{base}/oauth2/v2.0/token",
-            client_id=_required(settings.microsoft_client_id, "MICROSOFT_CLIENT_ID"),
-            client_secret=_required(settings.microsoft_client_secret, "MICROSOFT_CLIENT_SECRET"),
-            scopes=MICROSOFT_SCOPES,
-            scope_on_refresh=True,
-        )
-    raise ConfigError(f"unknown provider {name!r}")
+    """The OAuth configuration of provider ``name``; ConfigError when its client is not set.
+
+    UnknownProvider when ``name`` is not in the registry.
+    """
+    spec = provider_spec(name)
+    endpoints = spec.oauth_endpoints(settings)
+    return OAuthProvider(
+        name=spec.name,
+        authorize_url=endpoints.authorize_url,
+        token_url=endpoints.token_url,
+        client_id=_required(spec, settings, "client_id"),
+        client_secret=_required(spec, settings, "client_secret"),
+        scopes=spec.scopes,
+        extra_authorize_params=spec.extra_authorize_params,
+        scope_on_refresh=spec.scope_on_refresh,
+    )
 
 
-def _required(value: str | None, env_var: str) -> str:
+def _required(spec: ProviderSpec, settings: Settings, setting: str) -> str:
+    value = spec.setting(settings, setting)
     if value is None or not value.strip():
-        raise ConfigError(f"{env_var} is not set")
+        raise ConfigError(f"{spec.env_var(setting)} is not set")
     return value.strip()
 
 
@@ -233,62 +232,57 @@ def _token_request(
 ) -> dict[str, object]:
     """POST ``form`` with our client credentials; the JSON body of a 2xx answer."""
     data = form | {"client_id": provider.client_id, "client_secret": provider.client_secret}
-    api_name = f"{provider.label} sign-in"
-    try:
+    rules = _token_error_rules(provider, on_invalid_grant)
+    with map_httpx_errors(rules.api_name, bad_url=ConfigError):
         response = client.post(
             provider.token_url, data=data, headers={"Accept": "application/json"}
         )
-    except httpx.TimeoutException as exc:
-        raise ProviderUnavailable(f"{api_name} did not answer in time") from exc
-    except httpx.HTTPError as exc:
-        raise ProviderUnavailable(f"could not reach {api_name} ({type(exc).__name__})") from exc
-    except httpx.InvalidURL as exc:
-        raise ConfigError(f"the {provider.label} token URL is not valid") from exc
     if not response.is_success:
-        raise _token_error(response, provider, on_invalid_grant)
-    return json_object(response, api_name)
+        raise classify_response(response, rules, now=time.time())
+    return json_object(response, rules.api_name)
 
 
-def _token_error(
-    response: httpx.Response, provider: OAuthProvider, on_invalid_grant: ContactImportError
-) -> ContactImportError:
-    """The exception a non-2xx answer of the token endpoint stands for."""
-    status, label = response.status_code, provider.label
-    if status == 429:
-        retry_after = parse_retry_after(response.headers.get("Retry-After"), now=time.time())
-        return RateLimited(f"{label} sign-in rate limit reached (HTTP 429)", retry_after)
-    if status >= 500:
-        return ProviderUnavailable(f"{label} sign-in is unavailable (HTTP {status})")
-    error, detail = _oauth_error(response)
-    if error == "invalid_grant":
-        return on_invalid_grant
-    if error in {"invalid_client", "unauthorized_client"}:
-        prefix = provider.name.upper()
-        return ConfigError(
-            f"the {label} client id or secret is wrong "
-            f"(check {prefix}_CLIENT_ID and {prefix}_CLIENT_SECRET)"
-        )
-    if 400 <= status < 500:
-        return RequestRejected(f"{label} refused the token request (HTTP {status}{detail})")
-    return MalformedResponse(f"unexpected HTTP {status} from {label} sign-in")
+def _token_error_rules(provider: OAuthProvider, on_invalid_grant: ContactImportError) -> ErrorRules:
+    """How the token endpoint's errors read: RFC 6749 section 5.2 bodies, no bearer rules."""
+    label, client_vars = provider.label, _client_env_vars(provider.name)
+
+    def client_refusal(status: int, body: ErrorBody) -> ContactImportError | None:
+        if "invalid_grant" in body.codes:
+            return on_invalid_grant
+        if body.codes & {"invalid_client", "unauthorized_client"}:
+            return ConfigError(f"the {label} client id or secret is wrong (check {client_vars})")
+        return None
+
+    return ErrorRules(
+        api_name=f"{label} sign-in",
+        rate_limited=f"{label} sign-in rate limit reached (HTTP {{status}})",
+        rejected=f"{label} refused the token request (HTTP {{status}}{{detail}})",
+        read=_oauth_error,
+        refusals=(client_refusal,),
+    )
 
 
-def _oauth_error(response: httpx.Response) -> tuple[str, str]:
-    """(error code, a safe detail for a message) of an RFC 6749 error body; "" when absent.
+def _client_env_vars(provider_name: str) -> str:
+    """Where our client id and secret for the provider are set, for a message."""
+    spec = find_provider(provider_name)
+    if spec is None:  # an OAuthProvider built by hand
+        return "its client id and secret"
+    return f"{spec.env_var('client_id')} and {spec.env_var('client_secret')}"
+
+
+def _oauth_error(response: httpx.Response) -> ErrorBody:
+    """The error code of an RFC 6749 error body, and a safe detail naming it; empty if absent.
 
     ``error_description`` is left out on purpose: servers may echo request values in it.
     """
-    try:
-        body = response.json()
-    except ValueError:
-        return "", ""
-    error = body.get("error") if isinstance(body, dict) else None
+    body = json_body(response)
+    error = body.get("error")
     if not isinstance(error, str) or not _ERROR_CODE.fullmatch(error):
-        return "", ""
+        return ErrorBody()
     codes = body.get("error_codes")  # Microsoft's AADSTS numbers
     first = codes[0] if isinstance(codes, list) and codes else None
     aadsts = f", AADSTS{first}" if isinstance(first, int) and not isinstance(first, bool) else ""
-    return error, f" {error}{aadsts}"
+    return ErrorBody(frozenset({error}), detail=f" {error}{aadsts}")
 
 
 def _token_set(

@@ -88,7 +88,7 @@ class ImportBudget:
 
 
 class SourceFor(Protocol):
-    """Builds the provider client of a job (see providers/factory.py)."""
+    """Builds the provider client of a job (see runner/sources.py)."""
 
     def __call__(
         self,

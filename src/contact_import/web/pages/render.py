@@ -11,6 +11,7 @@ import html
 from collections.abc import Iterable, Mapping
 from string import Template
 
+from contact_import.providers.registry import PROVIDER_NAMES, provider_label
 from contact_import.web.pages.assets import find_asset, template
 from contact_import.web.schemas import JobOut
 
@@ -25,7 +26,6 @@ _HEADLINES = {
     "failed": "Import failed",
     "cancelled": "Import cancelled",
 }
-_PROVIDERS = {"google": "Google", "microsoft": "Microsoft"}
 
 # No inline script or style anywhere: the pages load only their own static files and fetch
 # only their own origin.
@@ -54,13 +54,31 @@ def status_page(job: JobOut, progress_url: str) -> str:
 
 
 def home_page(*, default_contacts: int, max_contacts: int) -> str:
-    """The development home page: start a sandbox import with either provider."""
-    text = {"default_contacts": str(default_contacts), "max_contacts": str(max_contacts)}
-    return _fill("home.html", text, {})
+    """The development home page: start a sandbox import with any of the providers."""
+    text = {
+        "default_contacts": str(default_contacts),
+        "max_contacts": str(max_contacts),
+        "start_url": _dev_start_url(PROVIDER_NAMES[0]),
+    }
+    return _fill(
+        "home.html", text, {"buttons": "\n      ".join(map(_start_button, PROVIDER_NAMES))}
+    )
+
+
+def _dev_start_url(provider: str) -> str:
+    return f"/dev/start/{provider}"
+
+
+def _start_button(provider: str) -> str:
+    """One provider's button of the home page's form (registry names and labels, escaped)."""
+    name, label = html.escape(provider, quote=True), html.escape(provider_label(provider))
+    url = html.escape(_dev_start_url(provider), quote=True)
+    button = f'<button id="start-{name}" type="submit" formaction="{url}">'
+    return f"{button}Import from {label}</button>"
 
 
 def _status_text(job: JobOut, progress_url: str) -> dict[str, str]:
-    provider = _PROVIDERS.get(job.provider, job.provider)
+    provider = provider_label(job.provider)
     percent = _percent(job)
     return {
         "title": f"{percent} · {provider} import" if percent else f"{provider} import",

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from contact_import.errors import JobNotFound
-from contact_import.providers.factory import PROVIDERS
+from contact_import.providers.registry import PROVIDER_SPECS
 from contact_import.providers.sandbox.oauth_store import GOOGLE_CLIENT_ID, MICROSOFT_CLIENT_ID
 from contact_import.settings import Settings
 from contact_import.web.deps import Rt
@@ -23,7 +23,7 @@ from contact_import.web.flow_cookie import set_flow_cookie
 from contact_import.web.pages.assets import STATIC_PREFIX, Asset, find_asset
 from contact_import.web.pages.render import home_page, page_headers, status_page
 from contact_import.web.problems import ApiProblem, NotFound
-from contact_import.web.routes.imports import link_secret
+from contact_import.web.routes.imports import known_provider, link_secret
 from contact_import.web.schemas import VALIDATION_ERROR, ErrorOut, JobOut
 from contact_import.web.signing import verify_job_link
 
@@ -127,8 +127,7 @@ def dev_start(
 
     With the sandbox, the form's ``contacts`` picks the size of the new account's book.
     """
-    if provider not in PROVIDERS:
-        raise NotFound(f"unknown provider {provider!r}; one of {', '.join(PROVIDERS)}")
+    known_provider(provider)
     hint = _sandbox_hint(form.get("contacts")) if _uses_sandbox(rt.settings, provider) else None
     flow = rt.connections.start(_DEV_USER, provider, login_hint=hint)
     response = RedirectResponse(flow.auth_url, status_code=303)
@@ -162,8 +161,8 @@ def _uses_sandbox(settings: Settings, provider: str) -> bool:
 def _authorize_origins(settings: Settings) -> list[str]:
     """Where the home page's forms lead: the providers' sign-in origins (CSP form-action)."""
     origins = []
-    for url in (settings.google_auth_url, settings.microsoft_login_url):
-        parts = urlsplit(url)
+    for spec in PROVIDER_SPECS:
+        parts = urlsplit(spec.oauth_endpoints(settings).authorize_url)
         origin = f"{parts.scheme}://{parts.netloc}"
         if parts.scheme in ("http", "https") and parts.netloc and origin not in origins:
             origins.append(origin)

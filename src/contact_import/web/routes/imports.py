@@ -10,7 +10,8 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from contact_import.providers.factory import PROVIDERS
+from contact_import.errors import UnknownProvider
+from contact_import.providers.registry import PROVIDER_NAMES, provider_spec
 from contact_import.web.deps import CurrentUser, Rt
 from contact_import.web.flow_cookie import clear_flow_cookie, read_flow_cookie, set_flow_cookie
 from contact_import.web.problems import ApiProblem, NotFound
@@ -27,7 +28,7 @@ from contact_import.web.signing import sign_job_link
 
 router = APIRouter(prefix="/api/v1/contacts/import", tags=["imports"], responses=VALIDATION_ERROR)
 
-Provider = Annotated[str, Path(description="google or microsoft", pattern="^[a-z]+$")]
+Provider = Annotated[str, Path(description=" or ".join(PROVIDER_NAMES), pattern="^[a-z]+$")]
 _USER_ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorOut},
     404: {"model": ErrorOut},
@@ -37,10 +38,12 @@ _USER_ERRORS: dict[int | str, dict[str, object]] = {
 _ERROR_CODE = re.compile(r"[a-z_]{1,64}")
 
 
-def _known(provider: str) -> str:
-    if provider not in PROVIDERS:
-        raise NotFound(f"unknown provider {provider[:32]!r}; one of {', '.join(PROVIDERS)}")
-    return provider
+def known_provider(provider: str) -> str:
+    """``provider`` when it is one of ours; else a 404 (it names no resource)."""
+    try:
+        return provider_spec(provider).name
+    except UnknownProvider as exc:
+        raise NotFound(str(exc)) from None
 
 
 @router.post("/{provider}/start", response_model=AuthUrlOut, responses=_USER_ERRORS)
@@ -50,7 +53,7 @@ def start(provider: Provider, user: CurrentUser, rt: Rt, response: Response) -> 
     Also sets the flow's HttpOnly nonce cookie: the GET callback completes only in the
     browser that holds it.
     """
-    flow = rt.connections.start(user, _known(provider))
+    flow = rt.connections.start(user, known_provider(provider))
     set_flow_cookie(response, rt.settings, provider, flow)
     return AuthUrlOut(auth_url=flow.auth_url)
 
@@ -80,7 +83,7 @@ def callback(
     OAUTH_RETURN_URL set, the browser is forwarded to the app instead, which completes with
     POST …/callback and the user's JWT.
     """
-    _known(provider)
+    known_provider(provider)
     if rt.settings.oauth_return_url:
         forwarded = {"provider": provider, "code": code, "state": state, "error": error}
         return RedirectResponse(_forward_url(rt.settings.oauth_return_url, forwarded), 303)
@@ -108,7 +111,7 @@ def complete(provider: Provider, body: CallbackIn, user: CurrentUser, rt: Rt) ->
     Completes only when the bearer JWT's user is the one who started the flow.
     """
     job = rt.connections.complete_as_user(
-        _known(provider), code=body.code, state=body.state, user_id=user
+        known_provider(provider), code=body.code, state=body.state, user_id=user
     )
     status_url = rt.settings.public_base_url.rstrip("/") + status_page_url(rt, job.id)
     return ConnectedOut(job=JobOut.of(job), status_url=status_url)

@@ -13,7 +13,6 @@
     failed: "Import failed",
     cancelled: "Import cancelled",
   };
-  const PROVIDERS = { google: "Google", microsoft: "Microsoft" };
   const COUNTS = {
     processed: "processed_contacts",
     total: "total_contacts",
@@ -29,6 +28,8 @@
   if (!root) return;
   const feed = root.dataset.progressUrl;
   const byId = (id) => document.getElementById(id);
+  // A job's provider never changes: its label is the one the server rendered (the registry's).
+  const providerLabel = byId("provider").textContent;
   const number = (n) => Number(n).toLocaleString("en-US");
   let failures = 0;
 
@@ -59,7 +60,6 @@
     const final = FINAL.has(job.status);
     root.dataset.status = job.status;
     root.className = final ? `card done-${job.status}` : "card";
-    setText("provider", PROVIDERS[job.provider] || job.provider);
     setText("status", job.status);
     byId("status").className = `badge badge-${job.status}`;
     setText("headline", HEADLINES[job.status] || job.status);
@@ -70,7 +70,7 @@
     error.hidden = !job.error_message;
     setText("live", final ? "Final" : "Updating live");
     const percent = byId("percent").textContent;
-    document.title = `${percent ? `${percent} · ` : ""}${PROVIDERS[job.provider] || job.provider} import`;
+    document.title = `${percent ? `${percent} · ` : ""}${providerLabel} import`;
     return final;
   }
 
