@@ -12,10 +12,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from contact_import.providers.sandbox import oauth as sandbox_oauth
-from contact_import.providers.sandbox.app import SandboxState
-from contact_import.providers.sandbox.server import RunningSandbox, start_sandbox
 from contact_import.runtime import Runtime
+from contact_import.sandbox import oauth as sandbox_oauth
+from contact_import.sandbox.app import SandboxState
+from contact_import.sandbox.server import RunningSandbox, start_sandbox
 from contact_import.settings import Settings
 from contact_import.store.db import create_db_engine, upgrade_database
 from tests.pg_cluster import ClusterUnavailable, PgCluster

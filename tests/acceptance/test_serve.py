@@ -18,8 +18,8 @@ import httpx
 import jwt
 import pytest
 
-from contact_import.providers.sandbox.server import RunningSandbox, sandbox_settings
 from contact_import.runtime import Runtime
+from contact_import.sandbox.server import RunningSandbox, sandbox_settings
 from contact_import.settings import Settings
 from tests.helpers import assert_consistent
 

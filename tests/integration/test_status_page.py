@@ -17,8 +17,8 @@ from cryptography.fernet import Fernet
 from sqlalchemy import update
 from starlette.exceptions import StarletteDeprecationWarning
 
-from contact_import.providers.sandbox.server import RunningSandbox
 from contact_import.runtime import Runtime
+from contact_import.sandbox.server import RunningSandbox
 from contact_import.settings import Settings
 from contact_import.store.jobs import Job
 from contact_import.store.schema import jobs as contact_import_jobs

@@ -18,10 +18,10 @@ from contact_import.cli.common import console, friendly_errors, load_settings, r
 from contact_import.domain.job import FINAL_STATUSES, JobStatus
 from contact_import.errors import ConfigError
 from contact_import.providers.factory import PROVIDERS
-from contact_import.providers.sandbox.app import SandboxState
-from contact_import.providers.sandbox.server import sandbox_settings, start_sandbox
 from contact_import.runner.worker import Worker
 from contact_import.runtime import Runtime
+from contact_import.sandbox.app import SandboxState
+from contact_import.sandbox.server import sandbox_settings, start_sandbox
 from contact_import.store.jobs import Job
 from contact_import.store.schema import contacts
 

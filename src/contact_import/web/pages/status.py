@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from contact_import.errors import JobNotFound
 from contact_import.providers.factory import PROVIDERS
-from contact_import.providers.sandbox.oauth_store import GOOGLE_CLIENT_ID, MICROSOFT_CLIENT_ID
+from contact_import.sandbox.oauth_store import GOOGLE_CLIENT_ID, MICROSOFT_CLIENT_ID
 from contact_import.settings import Settings
 from contact_import.web.deps import Rt
 from contact_import.web.flow_cookie import set_flow_cookie

@@ -24,8 +24,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from contact_import.providers.sandbox.changes import is_tombstone
-from contact_import.providers.sandbox.graph import (
+from contact_import.sandbox.changes import is_tombstone
+from contact_import.sandbox.graph import (
     DEFAULT_TOP,
     MAX_TOP,
     BadQuery,
@@ -36,7 +36,7 @@ from contact_import.providers.sandbox.graph import (
     selected,
     to_graph_contact,
 )
-from contact_import.providers.sandbox.listing import (
+from contact_import.sandbox.listing import (
     Listing,
     WireJSONResponse,
     listing_people,
@@ -47,7 +47,7 @@ from contact_import.providers.sandbox.listing import (
 )
 
 if TYPE_CHECKING:
-    from contact_import.providers.sandbox.app import Account, Admitted, ApiErrors
+    from contact_import.sandbox.app import Account, Admitted, ApiErrors
 
     Admit = Callable[[Request, ApiErrors], Awaitable[Admitted | Response]]
 

@@ -25,11 +25,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from contact_import.providers.sandbox.dirty import has_no_id
-from contact_import.providers.sandbox.listing import Listing, WireJSONResponse, listing_people
+from contact_import.sandbox.dirty import has_no_id
+from contact_import.sandbox.listing import Listing, WireJSONResponse, listing_people
 
 if TYPE_CHECKING:
-    from contact_import.providers.sandbox.app import Admitted, ApiErrors
+    from contact_import.sandbox.app import Admitted, ApiErrors
 
     Admit = Callable[[Request, ApiErrors], Awaitable[Admitted | Response]]
 

@@ -9,8 +9,8 @@ from types import TracebackType
 
 import uvicorn
 
-from contact_import.providers.sandbox import oauth
-from contact_import.providers.sandbox.app import SandboxState, create_sandbox_app
+from contact_import.sandbox import oauth
+from contact_import.sandbox.app import SandboxState, create_sandbox_app
 
 __all__ = ["RunningSandbox", "sandbox_settings", "serve_forever", "start_sandbox"]
 

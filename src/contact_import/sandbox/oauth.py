@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from contact_import.providers.sandbox.oauth_store import (
+from contact_import.sandbox.oauth_store import (
     GOOGLE_CLIENT_ID,
     GOOGLE_CLIENT_SECRET,
     MICROSOFT_CLIENT_ID,
@@ -44,7 +44,7 @@ from contact_import.providers.sandbox.oauth_store import (
     RefreshGrant,
     RegisteredClient,
 )
-from contact_import.providers.sandbox.oauth_wire import (
+from contact_import.sandbox.oauth_wire import (
     BAD_REQUEST,
     BAD_SECRET,
     BAD_VERIFIER,
@@ -62,7 +62,7 @@ from contact_import.providers.sandbox.oauth_wire import (
 )
 
 if TYPE_CHECKING:
-    from contact_import.providers.sandbox.app import Account, SandboxState
+    from contact_import.sandbox.app import Account, SandboxState
 
 __all__ = [
     "GOOGLE_CLIENT_ID",

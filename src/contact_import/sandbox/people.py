@@ -20,9 +20,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from contact_import.providers.sandbox.changes import is_tombstone
-from contact_import.providers.sandbox.dirty import wire_person
-from contact_import.providers.sandbox.listing import (
+from contact_import.sandbox.changes import is_tombstone
+from contact_import.sandbox.dirty import wire_person
+from contact_import.sandbox.listing import (
     Listing,
     listing_people,
     listing_token,
@@ -33,7 +33,7 @@ from contact_import.providers.sandbox.listing import (
 )
 
 if TYPE_CHECKING:
-    from contact_import.providers.sandbox.app import Account, Admitted, ApiErrors, Book
+    from contact_import.sandbox.app import Account, Admitted, ApiErrors, Book
 
     Admit = Callable[[Request, ApiErrors], Awaitable[Admitted | Response]]
 

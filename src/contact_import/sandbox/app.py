@@ -33,12 +33,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from contact_import.providers.sandbox import graph, graph_delta, people
-from contact_import.providers.sandbox.book import generate_book
-from contact_import.providers.sandbox.changes import ChangeLog
-from contact_import.providers.sandbox.dirty import soil, wire_person
-from contact_import.providers.sandbox.listing import wire_json
-from contact_import.providers.sandbox.oauth import OAuthStore, oauth_routes
+from contact_import.sandbox import graph, graph_delta, people
+from contact_import.sandbox.book import generate_book
+from contact_import.sandbox.changes import ChangeLog
+from contact_import.sandbox.dirty import soil, wire_person
+from contact_import.sandbox.listing import wire_json
+from contact_import.sandbox.oauth import OAuthStore, oauth_routes
 
 __all__ = [
     "Account",

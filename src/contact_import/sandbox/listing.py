@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 from starlette.responses import JSONResponse, Response
 
 if TYPE_CHECKING:
-    from contact_import.providers.sandbox.app import Account, Admitted, Faults
+    from contact_import.sandbox.app import Account, Admitted, Faults
 
 __all__ = [
     "Listing",
