@@ -13,9 +13,9 @@ import psycopg
 import pytest
 
 from contact_import.runtime import Runtime
-from contact_import.sandbox import oauth as sandbox_oauth
-from contact_import.sandbox.app import SandboxState
+from contact_import.sandbox import oauth_store as sandbox_oauth
 from contact_import.sandbox.server import RunningSandbox, start_sandbox
+from contact_import.sandbox.state import SandboxState
 from contact_import.settings import Settings
 from contact_import.store.db import create_db_engine, upgrade_database
 from tests.pg_cluster import ClusterUnavailable, PgCluster

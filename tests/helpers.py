@@ -11,7 +11,7 @@ from sqlalchemy import Engine, func, select
 
 from contact_import.runner.worker import Worker
 from contact_import.runtime import Runtime
-from contact_import.sandbox.app import Faults
+from contact_import.sandbox.accounts import Faults
 from contact_import.sandbox.server import RunningSandbox
 from contact_import.store.jobs import Job
 from contact_import.store.schema import contacts, imported_contacts

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from contact_import.domain.contact import email_key
 from contact_import.runtime import Runtime
-from contact_import.sandbox.app import Faults
+from contact_import.sandbox.accounts import Faults
 from contact_import.sandbox.book import generate_book
 from contact_import.sandbox.server import RunningSandbox
 from contact_import.settings import Settings

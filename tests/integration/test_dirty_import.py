@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from contact_import.domain.contact import STAND_IN_PREFIX
 from contact_import.runtime import Runtime
-from contact_import.sandbox.app import Faults
+from contact_import.sandbox.accounts import Faults
 from contact_import.sandbox.book import generate_book
 from contact_import.sandbox.graph import graph_contact_id
 from contact_import.sandbox.server import RunningSandbox

@@ -17,7 +17,7 @@ from contact_import.providers.base import ContactSource
 from contact_import.providers.google import GoogleContactsSource
 from contact_import.providers.http import json_object
 from contact_import.providers.microsoft import DELTA_PATH, MicrosoftContactsSource
-from contact_import.sandbox.app import Faults
+from contact_import.sandbox.accounts import Faults
 from contact_import.sandbox.book import generate_book
 from contact_import.sandbox.graph import graph_contact_id
 from contact_import.sandbox.server import RunningSandbox

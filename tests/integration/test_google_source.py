@@ -32,7 +32,7 @@ from contact_import.providers.google import (
     person_to_contact,
 )
 from contact_import.providers.http import backoff_delay, parse_retry_after
-from contact_import.sandbox.app import Faults
+from contact_import.sandbox.accounts import Faults
 from contact_import.sandbox.server import RunningSandbox
 from tests import helpers
 from tests.helpers import RecordedSleeps, assert_secret_kept

@@ -14,7 +14,7 @@ from contact_import.providers.base import ContactPage, ContactSource
 from contact_import.runner.importer import ImportBudget, Importer, SourceFor
 from contact_import.runner.tick import run_tick
 from contact_import.runtime import Runtime
-from contact_import.sandbox.app import Faults
+from contact_import.sandbox.accounts import Faults
 from contact_import.sandbox.server import RunningSandbox
 from contact_import.settings import Settings
 from contact_import.store.jobs import Job

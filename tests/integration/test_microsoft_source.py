@@ -30,7 +30,7 @@ from contact_import.providers.microsoft import (
     parse_contacts,
 )
 from contact_import.runtime import Runtime
-from contact_import.sandbox.app import Faults
+from contact_import.sandbox.accounts import Faults
 from contact_import.sandbox.graph import graph_contact_id
 from contact_import.sandbox.server import RunningSandbox
 from tests import helpers

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from contact_import.sandbox.app import Account
+from contact_import.sandbox.accounts import Account
 from contact_import.sandbox.book import generate_book
 from contact_import.sandbox.changes import ChangeLog, is_tombstone
 from contact_import.sandbox.listing import (

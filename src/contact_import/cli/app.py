@@ -25,12 +25,12 @@ from contact_import.cli.jobs import jobs_app
 from contact_import.errors import ConfigError
 from contact_import.runner.tick import run_tick
 from contact_import.runner.worker import Worker
-from contact_import.sandbox.app import SandboxState
 from contact_import.sandbox.server import (
     sandbox_settings,
     serve_forever,
     start_sandbox,
 )
+from contact_import.sandbox.state import SandboxState
 from contact_import.store.db import create_db_engine, upgrade_database
 from contact_import.web.app import create_app
 

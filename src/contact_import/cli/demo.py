@@ -20,8 +20,8 @@ from contact_import.errors import ConfigError
 from contact_import.providers.factory import PROVIDERS
 from contact_import.runner.worker import Worker
 from contact_import.runtime import Runtime
-from contact_import.sandbox.app import SandboxState
 from contact_import.sandbox.server import sandbox_settings, start_sandbox
+from contact_import.sandbox.state import SandboxState
 from contact_import.store.jobs import Job
 from contact_import.store.schema import contacts
 

@@ -9,8 +9,9 @@ from types import TracebackType
 
 import uvicorn
 
-from contact_import.sandbox import oauth
-from contact_import.sandbox.app import SandboxState, create_sandbox_app
+from contact_import.sandbox import oauth_store
+from contact_import.sandbox.app import create_sandbox_app
+from contact_import.sandbox.state import SandboxState
 
 __all__ = ["RunningSandbox", "sandbox_settings", "serve_forever", "start_sandbox"]
 
@@ -85,12 +86,12 @@ def sandbox_settings(base_url: str) -> dict[str, str]:
         "google_people_api_url": base_url,
         "google_auth_url": f"{base_url}/o/oauth2/v2/auth",
         "google_token_url": f"{base_url}/token",
-        "google_client_id": oauth.GOOGLE_CLIENT_ID,
-        "google_client_secret": oauth.GOOGLE_CLIENT_SECRET,
+        "google_client_id": oauth_store.GOOGLE_CLIENT_ID,
+        "google_client_secret": oauth_store.GOOGLE_CLIENT_SECRET,
         "microsoft_graph_api_url": base_url,
         "microsoft_login_url": base_url,
-        "microsoft_client_id": oauth.MICROSOFT_CLIENT_ID,
-        "microsoft_client_secret": oauth.MICROSOFT_CLIENT_SECRET,
+        "microsoft_client_id": oauth_store.MICROSOFT_CLIENT_ID,
+        "microsoft_client_secret": oauth_store.MICROSOFT_CLIENT_SECRET,
     }
 
 
