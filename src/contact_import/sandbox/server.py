@@ -78,7 +78,8 @@ def start_sandbox(state: SandboxState, host: str = "127.0.0.1", port: int = 0) -
 
 
 def sandbox_settings(base_url: str) -> dict[str, str]:
-    """The settings that point contact-import at a sandbox: base URLs and its OAuth clients.
+    """The settings that point contact-import at a sandbox: base URLs, its OAuth clients, and
+    ``sandbox_url``, which tells the dev home page it talks to the sandbox.
 
     The keys are the environment variables, lowercased (``Settings`` field names).
     """
@@ -92,6 +93,7 @@ def sandbox_settings(base_url: str) -> dict[str, str]:
         "microsoft_login_url": base_url,
         "microsoft_client_id": oauth_store.MICROSOFT_CLIENT_ID,
         "microsoft_client_secret": oauth_store.MICROSOFT_CLIENT_SECRET,
+        "sandbox_url": base_url,
     }
 
 
