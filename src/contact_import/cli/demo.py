@@ -14,14 +14,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import func, select
 
-from contact_import.cli.common import console, friendly_errors, load_settings, runtime
+from contact_import.cli.common import (
+    console,
+    friendly_errors,
+    load_settings,
+    require_sandbox,
+    runtime,
+)
 from contact_import.domain.job import FINAL_STATUSES, JobStatus
 from contact_import.errors import ConfigError
 from contact_import.providers.factory import PROVIDERS
 from contact_import.runner.worker import Worker
 from contact_import.runtime import Runtime
-from contact_import.sandbox.server import sandbox_settings, start_sandbox
-from contact_import.sandbox.state import SandboxState
 from contact_import.store.jobs import Job
 from contact_import.store.schema import contacts
 
@@ -42,6 +46,11 @@ def demo(
     seed: Annotated[int, typer.Option(help="the sandbox book's seed")] = 1,
 ) -> None:
     """Import a fake address book end to end: sandbox, queue, worker, progress, summary."""
+    require_sandbox("demo")
+    # Only here: a production install has no sandbox (see require_sandbox).
+    from contact_import.sandbox.server import sandbox_settings, start_sandbox
+    from contact_import.sandbox.state import SandboxState
+
     if provider not in PROVIDERS:
         raise ConfigError(f"unknown provider {provider!r}; one of {', '.join(PROVIDERS)}")
     with tempfile.TemporaryDirectory(prefix="contact-import-demo-") as tmp:
