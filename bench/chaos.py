@@ -40,9 +40,10 @@ from tests.pg_cluster import PgCluster, throwaway_cluster
 
 from contact_import.domain.job import FINAL_STATUSES, JobStatus
 from contact_import.errors import ContactImportError
-from contact_import.providers.sandbox.app import Faults, SandboxState
-from contact_import.providers.sandbox.server import RunningSandbox, start_sandbox
 from contact_import.runtime import Runtime
+from contact_import.sandbox.accounts import Faults
+from contact_import.sandbox.server import RunningSandbox, start_sandbox
+from contact_import.sandbox.state import SandboxState
 from contact_import.settings import Settings
 from contact_import.store.db import create_db_engine, upgrade_database
 

@@ -12,10 +12,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from contact_import.providers.sandbox import oauth as sandbox_oauth
-from contact_import.providers.sandbox.app import SandboxState
-from contact_import.providers.sandbox.server import RunningSandbox, start_sandbox
 from contact_import.runtime import Runtime
+from contact_import.sandbox.server import RunningSandbox, sandbox_settings, start_sandbox
+from contact_import.sandbox.state import SandboxState
 from contact_import.settings import Settings
 from contact_import.store.db import create_db_engine, upgrade_database
 from tests.pg_cluster import ClusterUnavailable, PgCluster
@@ -145,15 +144,7 @@ def settings_for(database_url: str, sandbox: RunningSandbox):  # type: ignore[no
         values: dict[str, object] = {
             "contact_import_env": "development",
             "database_url": database_url,
-            "google_people_api_url": sandbox.base_url,
-            "google_auth_url": f"{sandbox.base_url}/o/oauth2/v2/auth",
-            "google_token_url": f"{sandbox.base_url}/token",
-            "google_client_id": sandbox_oauth.GOOGLE_CLIENT_ID,
-            "google_client_secret": sandbox_oauth.GOOGLE_CLIENT_SECRET,
-            "microsoft_login_url": sandbox.base_url,
-            "microsoft_client_id": sandbox_oauth.MICROSOFT_CLIENT_ID,
-            "microsoft_client_secret": sandbox_oauth.MICROSOFT_CLIENT_SECRET,
-            "microsoft_graph_api_url": sandbox.base_url,
+            **sandbox_settings(sandbox.base_url),
             "worker_poll_seconds": 0.2,
         }
         return Settings(**(values | overrides))  # type: ignore[arg-type]
@@ -175,7 +166,7 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
 @pytest.fixture
 def subprocess_env(settings: Settings) -> dict[str, str]:
     """Environment for `contact-import` subprocesses pointed at this test's database/sandbox."""
-    prefixes = ("DATABASE_", "GOOGLE_", "MICROSOFT_")
+    prefixes = ("DATABASE_", "GOOGLE_", "MICROSOFT_", "SANDBOX_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     env |= {
         "CONTACT_IMPORT_ENV": "development",

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from uuid import UUID
 
 import httpx
+import pytest
 from sqlalchemy import Engine, func, select
 
-from contact_import.providers.sandbox.app import Faults
-from contact_import.providers.sandbox.server import RunningSandbox
 from contact_import.runner.worker import Worker
 from contact_import.runtime import Runtime
+from contact_import.sandbox.accounts import Faults
+from contact_import.sandbox.server import RunningSandbox
 from contact_import.store.jobs import Job
 from contact_import.store.schema import contacts, imported_contacts
 
@@ -32,6 +37,36 @@ def raw_get(client: httpx.Client, url: str, token: str, **params: str) -> httpx.
 def assert_secret_kept(error: BaseException, token: str) -> None:
     assert token not in str(error)
     assert token not in repr(error)
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now, for a server a test starts."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_healthy(
+    process: subprocess.Popen[bytes], base_url: str, log: Path, timeout: float = 30
+) -> None:
+    """Poll ``/healthz`` until it answers 200; fail with the server's log if the process exits
+    or ``timeout`` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"the server exited with {process.returncode}:\n{_tail(log)}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"no /healthz from {base_url} in {timeout:.0f} s:\n{_tail(log)}")
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+
+
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-4000:]
 
 
 def queue_import(

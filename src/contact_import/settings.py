@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     microsoft_tenant: str = "common"
     microsoft_login_url: str = "https://login.microsoftonline.com"
     microsoft_graph_api_url: str = "https://graph.microsoft.com"
+    # Development: the providers above are the built-in sandbox at this URL (`serve --sandbox`
+    # sets it; `contact-import sandbox` prints it), so the dev home page may pick a book size.
+    sandbox_url: str | None = None
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from contact_import.providers.sandbox.server import RunningSandbox
 from contact_import.runtime import Runtime
+from contact_import.sandbox.server import RunningSandbox
 from contact_import.settings import Settings
 from tests.helpers import Counts, drain, queue_import
 

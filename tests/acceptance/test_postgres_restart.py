@@ -24,9 +24,9 @@ import httpx
 import pytest
 
 from contact_import.domain.job import FINAL_STATUSES, JobStatus
-from contact_import.providers.sandbox.app import Faults
-from contact_import.providers.sandbox.server import RunningSandbox
 from contact_import.runtime import Runtime
+from contact_import.sandbox.accounts import Faults
+from contact_import.sandbox.server import RunningSandbox
 from contact_import.settings import Settings
 from contact_import.store.jobs import Job
 from tests.acceptance.test_serve import serve

@@ -9,10 +9,10 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from contact_import.domain.contact import email_key
-from contact_import.providers.sandbox.app import Faults
-from contact_import.providers.sandbox.book import generate_book
-from contact_import.providers.sandbox.server import RunningSandbox
 from contact_import.runtime import Runtime
+from contact_import.sandbox.accounts import Faults
+from contact_import.sandbox.book import generate_book
+from contact_import.sandbox.server import RunningSandbox
 from contact_import.settings import Settings
 from contact_import.store.schema import contact_match_keys, contacts, imported_contacts
 from tests.helpers import assert_consistent, drain, queue_import

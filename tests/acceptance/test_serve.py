@@ -4,7 +4,6 @@ done by the in-process worker, then a graceful stop on SIGTERM."""
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,10 +17,10 @@ import httpx
 import jwt
 import pytest
 
-from contact_import.providers.sandbox.server import RunningSandbox, sandbox_settings
 from contact_import.runtime import Runtime
+from contact_import.sandbox.server import RunningSandbox, sandbox_settings
 from contact_import.settings import Settings
-from tests.helpers import assert_consistent
+from tests.helpers import assert_consistent, free_port, wait_healthy
 
 CRON_SECRET = "cron-secret-for-the-serve-test-0123456789"
 JWT_SECRET = "jwt-secret-for-the-serve-test-0123456789abcdef"
@@ -32,12 +31,6 @@ pytestmark = [
     # SQLite: the embedded shape `serve` is for out of the box; Postgres is covered in-process.
     pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _bearer(user: str) -> dict[str, str]:
@@ -69,7 +62,7 @@ class Served:
 def serve(
     subprocess_env: dict[str, str], sandbox: RunningSandbox, tmp_path: Path
 ) -> Iterator[Served]:
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = subprocess_env | {k.upper(): v for k, v in sandbox_settings(sandbox.base_url).items()}
     env |= {"CRON_SECRET": CRON_SECRET, "JWT_SECRET": JWT_SECRET, "PUBLIC_BASE_URL": base_url}
@@ -84,16 +77,7 @@ def serve(
         )
     served = Served(process, base_url, log)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, f"serve exited early:\n{served.output()}"
-            assert time.monotonic() < deadline, f"no /healthz in 30 s:\n{served.output()}"
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+        wait_healthy(process, base_url, log)
         yield served
     finally:
         if process.poll() is None:

@@ -10,9 +10,9 @@ import time
 from datetime import UTC, datetime
 
 from contact_import.domain.job import JobStatus
-from contact_import.providers.sandbox.app import Faults
-from contact_import.providers.sandbox.server import RunningSandbox
 from contact_import.runtime import Runtime
+from contact_import.sandbox.accounts import Faults
+from contact_import.sandbox.server import RunningSandbox
 from contact_import.settings import Settings
 from tests.helpers import Counts, assert_consistent, drain, queue_import
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from contact_import.store.db import create_db_engine
-from tests.helpers import stored_state
+from tests.helpers import free_port, stored_state, wait_healthy
 
 pytestmark = pytest.mark.browser
 
@@ -56,29 +55,9 @@ class Server:
     database_url: str
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_healthy(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + SERVE_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"serve exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"serve did not answer /healthz in {SERVE_START_TIMEOUT:.0f} s:\n{log.read_text()}")
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    port = _free_port()
+    port = free_port()
     database_url = f"sqlite:///{tmp_path / 'serve.db'}"
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -93,7 +72,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        _wait_healthy(f"http://127.0.0.1:{port}", process, log)
+        wait_healthy(process, f"http://127.0.0.1:{port}", log, SERVE_START_TIMEOUT)
         yield Server(f"http://127.0.0.1:{port}", database_url)
     finally:
         process.terminate()

@@ -32,9 +32,9 @@ from sqlalchemy import func, select
 from starlette.exceptions import StarletteDeprecationWarning
 
 from contact_import.domain.job import JobStatus
-from contact_import.providers.sandbox.app import Faults
-from contact_import.providers.sandbox.server import RunningSandbox
 from contact_import.runtime import Runtime
+from contact_import.sandbox.accounts import Faults
+from contact_import.sandbox.server import RunningSandbox
 from contact_import.settings import Settings
 from contact_import.store.schema import contacts, jobs, provider_grants
 from contact_import.web.app import create_app

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
 from contact_import.domain.job import JobStatus
-from contact_import.providers.sandbox.server import RunningSandbox
 from contact_import.runtime import Runtime
+from contact_import.sandbox.server import RunningSandbox
 from contact_import.web.app import create_app
 from contact_import.web.routes.imports import status_page_url
 from tests.helpers import drain, queue_import

@@ -12,9 +12,9 @@ from sqlalchemy import func, select, update
 
 from contact_import.domain.job import JobStatus
 from contact_import.errors import InvalidOAuthState, RequestRejected
-from contact_import.providers.sandbox.app import Faults
-from contact_import.providers.sandbox.server import RunningSandbox
 from contact_import.runtime import Runtime
+from contact_import.sandbox.accounts import Faults
+from contact_import.sandbox.server import RunningSandbox
 from contact_import.store.jobs import Job
 from contact_import.store.schema import jobs, metadata, oauth_states, provider_grants
 from tests.helpers import assert_consistent, drain

@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import select
 
 from contact_import.domain.contact import STAND_IN_PREFIX
-from contact_import.providers.sandbox.app import Faults
-from contact_import.providers.sandbox.book import generate_book
-from contact_import.providers.sandbox.graph import graph_contact_id
-from contact_import.providers.sandbox.server import RunningSandbox
 from contact_import.runtime import Runtime
+from contact_import.sandbox.accounts import Faults
+from contact_import.sandbox.book import generate_book
+from contact_import.sandbox.graph import graph_contact_id
+from contact_import.sandbox.server import RunningSandbox
 from contact_import.settings import Settings
 from contact_import.store.jobs import Job
 from contact_import.store.schema import contact_match_keys, contacts, imported_contacts

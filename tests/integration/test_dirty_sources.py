@@ -17,10 +17,10 @@ from contact_import.providers.base import ContactSource
 from contact_import.providers.google import GoogleContactsSource
 from contact_import.providers.http import json_object
 from contact_import.providers.microsoft import DELTA_PATH, MicrosoftContactsSource
-from contact_import.providers.sandbox.app import Faults
-from contact_import.providers.sandbox.book import generate_book
-from contact_import.providers.sandbox.graph import graph_contact_id
-from contact_import.providers.sandbox.server import RunningSandbox
+from contact_import.sandbox.accounts import Faults
+from contact_import.sandbox.book import generate_book
+from contact_import.sandbox.graph import graph_contact_id
+from contact_import.sandbox.server import RunningSandbox
 from tests.helpers import raw_get
 
 SIZE, SEED, EVERY = 140, 17, 4

@@ -32,8 +32,8 @@ from contact_import.providers.google import (
     person_to_contact,
 )
 from contact_import.providers.http import RetryPolicy, parse_retry_after
-from contact_import.providers.sandbox.app import Faults
-from contact_import.providers.sandbox.server import RunningSandbox
+from contact_import.sandbox.accounts import Faults
+from contact_import.sandbox.server import RunningSandbox
 from tests import helpers
 from tests.helpers import RecordedSleeps, assert_secret_kept
 

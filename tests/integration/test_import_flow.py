@@ -11,11 +11,11 @@ from sqlalchemy import update
 
 from contact_import.domain.job import JobStatus
 from contact_import.providers.base import ContactPage, ContactSource
-from contact_import.providers.sandbox.app import Faults
-from contact_import.providers.sandbox.server import RunningSandbox
 from contact_import.runner.importer import ImportBudget, Importer, SourceFor
 from contact_import.runner.tick import run_tick
 from contact_import.runtime import Runtime
+from contact_import.sandbox.accounts import Faults
+from contact_import.sandbox.server import RunningSandbox
 from contact_import.settings import Settings
 from contact_import.store.jobs import Job
 from contact_import.store.schema import jobs

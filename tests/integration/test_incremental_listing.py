@@ -19,9 +19,9 @@ from contact_import.errors import CursorExpired, MalformedResponse, RequestRejec
 from contact_import.providers.base import ContactPage, ContactSource
 from contact_import.providers.google import GoogleContactsSource
 from contact_import.providers.microsoft import MicrosoftContactsSource
-from contact_import.providers.sandbox.app import Account, Faults
-from contact_import.providers.sandbox.graph import graph_contact_id
-from contact_import.providers.sandbox.server import RunningSandbox
+from contact_import.sandbox.accounts import Account, Faults
+from contact_import.sandbox.graph import graph_contact_id
+from contact_import.sandbox.server import RunningSandbox
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,10 @@ from contact_import.providers.microsoft import (
     error_for_response,
     parse_contacts,
 )
-from contact_import.providers.sandbox.app import Faults
-from contact_import.providers.sandbox.graph import graph_contact_id
-from contact_import.providers.sandbox.server import RunningSandbox
 from contact_import.runtime import Runtime
+from contact_import.sandbox.accounts import Faults
+from contact_import.sandbox.graph import graph_contact_id
+from contact_import.sandbox.server import RunningSandbox
 from tests import helpers
 from tests.helpers import RecordedSleeps, assert_consistent, assert_secret_kept, drain, queue_import
 

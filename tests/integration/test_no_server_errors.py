@@ -23,8 +23,8 @@ from sqlalchemy import func, insert, select, text
 from starlette.exceptions import StarletteDeprecationWarning
 
 from contact_import.domain.job import JobStatus
-from contact_import.providers.sandbox.server import RunningSandbox
 from contact_import.runtime import Runtime
+from contact_import.sandbox.server import RunningSandbox
 from contact_import.store.db import is_postgres
 from contact_import.store.schema import jobs, oauth_states
 from contact_import.web.app import create_app

@@ -30,15 +30,16 @@ from contact_import.providers.oauth import (
     oauth_provider,
     refresh_access_token,
 )
-from contact_import.providers.sandbox.app import Account, Faults, SandboxState
-from contact_import.providers.sandbox.oauth import (
+from contact_import.sandbox.accounts import Account, Faults
+from contact_import.sandbox.oauth_store import (
     GOOGLE_CLIENT_ID,
     GOOGLE_CLIENT_SECRET,
     MICROSOFT_CLIENT_ID,
     MICROSOFT_CLIENT_SECRET,
     OAuthStore,
 )
-from contact_import.providers.sandbox.server import RunningSandbox, start_sandbox
+from contact_import.sandbox.server import RunningSandbox, start_sandbox
+from contact_import.sandbox.state import SandboxState
 from contact_import.settings import Settings
 
 REDIRECT_URI = "http://127.0.0.1:8000/api/v1/contacts/import/callback"

@@ -27,9 +27,9 @@ from contact_import.connect import OTHER_BROWSER, OTHER_USER
 from contact_import.crypto import TokenCipher
 from contact_import.domain.job import JobStatus
 from contact_import.providers.oauth import exchange_code, oauth_provider
-from contact_import.providers.sandbox.server import RunningSandbox
 from contact_import.runner.tick import run_tick
 from contact_import.runtime import Runtime
+from contact_import.sandbox.server import RunningSandbox
 from contact_import.store.oauth_states import MAX_LIVE_STATES, prune_expired_states
 from contact_import.store.schema import contacts, jobs, oauth_states, provider_grants
 from contact_import.web.app import create_app

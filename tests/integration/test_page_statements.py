@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from contact_import.providers.sandbox.server import RunningSandbox
 from contact_import.runner.worker import Worker
 from contact_import.runtime import Runtime
+from contact_import.sandbox.server import RunningSandbox
 from contact_import.settings import Settings
 from tests.helpers import assert_consistent, drain, queue_import
 

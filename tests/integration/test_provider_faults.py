@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import func, select, update
 
 from contact_import.domain.job import ACTIVE_STATUSES, JobStatus
-from contact_import.providers.sandbox.app import Faults
-from contact_import.providers.sandbox.server import RunningSandbox
 from contact_import.runner.tick import run_tick
 from contact_import.runtime import Runtime
+from contact_import.sandbox.accounts import Faults
+from contact_import.sandbox.server import RunningSandbox
 from contact_import.settings import Settings
 from contact_import.store.jobs import Job
 from contact_import.store.schema import contacts, imported_contacts, jobs

@@ -25,9 +25,9 @@ from psycopg import sql
 from sqlalchemy import Engine, event, select
 
 from contact_import.domain.contact import IncomingContact, PhoneInput, normalize_contact
-from contact_import.providers.sandbox.book import generate_book
-from contact_import.providers.sandbox.server import RunningSandbox
 from contact_import.runtime import Runtime
+from contact_import.sandbox.book import generate_book
+from contact_import.sandbox.server import RunningSandbox
 from contact_import.settings import Settings
 from contact_import.store.db import create_db_engine, upgrade_database
 from contact_import.store.job_rows import PageCounts

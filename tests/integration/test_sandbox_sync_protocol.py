@@ -9,9 +9,9 @@ import pytest
 
 from contact_import.providers.google import PERSON_FIELDS
 from contact_import.providers.microsoft import DELTA_PATH
-from contact_import.providers.sandbox.app import Faults
-from contact_import.providers.sandbox.graph import graph_contact_id
-from contact_import.providers.sandbox.server import RunningSandbox
+from contact_import.sandbox.accounts import Faults
+from contact_import.sandbox.graph import graph_contact_id
+from contact_import.sandbox.server import RunningSandbox
 
 CONNECTIONS = "/v1/people/me/connections"
 

@@ -7,7 +7,7 @@ import re
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
@@ -17,8 +17,8 @@ from cryptography.fernet import Fernet
 from sqlalchemy import update
 from starlette.exceptions import StarletteDeprecationWarning
 
-from contact_import.providers.sandbox.server import RunningSandbox
 from contact_import.runtime import Runtime
+from contact_import.sandbox.server import RunningSandbox
 from contact_import.settings import Settings
 from contact_import.store.jobs import Job
 from contact_import.store.schema import jobs as contact_import_jobs
@@ -263,6 +263,23 @@ def test_dev_start_rejects_a_bad_size_and_an_unknown_provider(client: TestClient
     assert "contacts must be" in too_big.json()["error"]
     assert client.post("/dev/start/google", data={"contacts": "-3"}).status_code == 400
     assert client.post("/dev/start/yahoo", data={"contacts": "5"}).status_code == 404
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_dev_start_sends_no_book_size_to_a_provider_that_is_not_the_sandbox(
+    settings_for: Callable[..., Settings],
+) -> None:
+    # The same OAuth clients and URLs, but nothing says they are the sandbox (no SANDBOX_URL):
+    # a real provider would take "contacts:150" for an account name.
+    settings = settings_for(sandbox_url=None)
+    with (
+        Runtime.build(settings) as rt,
+        TestClient(create_app(settings, runtime=rt), follow_redirects=False) as real,
+    ):
+        started = real.post("/dev/start/google", data={"contacts": "150"})
+    assert started.status_code == 303
+    assert started.headers["location"].startswith(settings.google_auth_url + "?")
+    assert "login_hint" not in started.headers["location"]
 
 
 @pytest.fixture

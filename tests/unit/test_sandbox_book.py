@@ -13,7 +13,7 @@ from typing import Any
 import phonenumbers
 import pytest
 
-from contact_import.providers.sandbox.book import generate_book
+from contact_import.sandbox.book import generate_book
 
 SIZE = 20_000
 E164 = re.compile(r"^\+1\d{10}$")
@@ -45,7 +45,7 @@ def test_same_size_and_seed_give_the_same_book() -> None:
 def test_the_book_is_the_same_in_another_process(hash_seed: str) -> None:
     code = (
         "import hashlib, json\n"
-        "from contact_import.providers.sandbox.book import generate_book\n"
+        "from contact_import.sandbox.book import generate_book\n"
         "text = json.dumps(generate_book(300, 5), ensure_ascii=False, sort_keys=True)\n"
         "print(hashlib.sha256(text.encode()).hexdigest())\n"
     )

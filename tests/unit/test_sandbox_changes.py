@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from contact_import.providers.sandbox.app import Account
-from contact_import.providers.sandbox.book import generate_book
-from contact_import.providers.sandbox.changes import ChangeLog, is_tombstone
-from contact_import.providers.sandbox.listing import (
+from contact_import.sandbox.accounts import Account
+from contact_import.sandbox.book import generate_book
+from contact_import.sandbox.changes import ChangeLog, is_tombstone
+from contact_import.sandbox.listing import (
     Listing,
     listing_token,
     read_listing_token,

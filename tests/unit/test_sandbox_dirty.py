@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from contact_import.providers.sandbox.book import generate_book
-from contact_import.providers.sandbox.dirty import KINDS, dirty_kind, has_no_id, soil, wire_person
-from contact_import.providers.sandbox.listing import wire_json
+from contact_import.sandbox.book import generate_book
+from contact_import.sandbox.dirty import KINDS, dirty_kind, has_no_id, soil, wire_person
+from contact_import.sandbox.state import wire_json
 
 
 @pytest.mark.parametrize(

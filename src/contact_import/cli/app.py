@@ -18,19 +18,15 @@ from contact_import.cli.common import (
     fail,
     friendly_errors,
     load_settings,
+    require_sandbox,
     runtime,
     setup_logging,
 )
 from contact_import.cli.jobs import jobs_app
 from contact_import.errors import ConfigError
-from contact_import.providers.sandbox.app import SandboxState
-from contact_import.providers.sandbox.server import (
-    sandbox_settings,
-    serve_forever,
-    start_sandbox,
-)
 from contact_import.runner.tick import run_tick
 from contact_import.runner.worker import Worker
+from contact_import.settings import Settings
 from contact_import.store.db import create_db_engine, upgrade_database
 from contact_import.web.app import create_app
 
@@ -128,6 +124,8 @@ def serve(
 ) -> None:
     """The HTTP API and status page (uvicorn), importing in-process unless --no-worker."""
     setup_logging(log_level)
+    if with_sandbox:
+        require_sandbox("serve --sandbox")
     # Unless told otherwise, OAuth redirects come back to where we listen.
     here = {} if "PUBLIC_BASE_URL" in os.environ else {"public_base_url": f"http://{host}:{port}"}
     settings = load_settings(**here)
@@ -135,9 +133,7 @@ def serve(
         raise ConfigError("--sandbox is for development (CONTACT_IMPORT_ENV=development)")
     with contextlib.ExitStack() as stack:
         if with_sandbox:
-            running = stack.enter_context(start_sandbox(SandboxState()))
-            settings = load_settings(**here, **sandbox_settings(running.base_url))
-            console.print(f"sandbox providers on {running.base_url}", highlight=False)
+            settings = _serve_sandbox(stack, here)
         watch = _ExitWhenWorkerStops()
         web_app = create_app(settings, run_worker=not no_worker, on_worker_stopped=watch)
         # uvicorn drains on SIGTERM, then raises the signal again with the handler it found:
@@ -152,6 +148,17 @@ def serve(
         raise fail(f"the in-process worker stopped: {watch.reason}")
     if not server.started:
         raise typer.Exit(3)  # what uvicorn.run exits with when the app did not start
+
+
+def _serve_sandbox(stack: contextlib.ExitStack, here: dict[str, str]) -> Settings:
+    """Start the sandbox for ``serve --sandbox``; the settings that point at it."""
+    # Only here: a production install has no sandbox (see require_sandbox).
+    from contact_import.sandbox.server import sandbox_settings, start_sandbox
+    from contact_import.sandbox.state import SandboxState
+
+    running = stack.enter_context(start_sandbox(SandboxState()))
+    console.print(f"sandbox providers on {running.base_url}", highlight=False)
+    return load_settings(**here, **sandbox_settings(running.base_url))
 
 
 class _ExitWhenWorkerStops:
@@ -176,6 +183,11 @@ def sandbox(
     contacts: Annotated[int, typer.Option(min=0, help="size of the default account's book")] = 500,
 ) -> None:
     """Run the fake Google and Microsoft APIs and OAuth servers, for local development."""
+    require_sandbox("sandbox")
+    # Only here: a production install has no sandbox (see require_sandbox).
+    from contact_import.sandbox.server import sandbox_settings, serve_forever
+    from contact_import.sandbox.state import SandboxState
+
     state = SandboxState(default_size=contacts)
     base_url = f"http://{host}:{port}"
     console.print(f"sandbox on {base_url}; point contact-import at it with:", highlight=False)

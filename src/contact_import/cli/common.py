@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
@@ -11,6 +12,7 @@ from uuid import UUID
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 from contact_import.errors import ConfigError, ContactImportError
@@ -24,12 +26,24 @@ R = TypeVar("R")
 
 console = Console()
 err_console = Console(stderr=True)
+SANDBOX_EXTRA = "pip install 'contact-import[sandbox]'"
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print one line to stderr; the caller raises the returned Exit."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # escape: a message may hold brackets ("contact-import[sandbox]") that are not markup.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def require_sandbox(command: str) -> None:
+    """Exit with one line unless the sandbox's optional dependencies are installed.
+
+    A production install has no ``faker``: the commands that run the sandbox call this first,
+    and import ``contact_import.sandbox`` only inside themselves, so every other command works.
+    """
+    if importlib.util.find_spec("faker") is None:
+        raise fail(f"`{command}` runs the sandbox, which is not installed: {SANDBOX_EXTRA}")
 
 
 def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:

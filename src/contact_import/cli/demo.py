@@ -13,12 +13,16 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from contact_import.cli.common import console, friendly_errors, load_settings, runtime
+from contact_import.cli.common import (
+    console,
+    friendly_errors,
+    load_settings,
+    require_sandbox,
+    runtime,
+)
 from contact_import.domain.job import FINAL_STATUSES, JobStatus
 from contact_import.errors import ConfigError
 from contact_import.providers.registry import PROVIDER_NAMES, provider_spec
-from contact_import.providers.sandbox.app import SandboxState
-from contact_import.providers.sandbox.server import sandbox_settings, start_sandbox
 from contact_import.runner.worker import Worker
 from contact_import.runtime import Runtime
 from contact_import.store.contact_list import count_contacts
@@ -42,6 +46,11 @@ def demo(
 ) -> None:
     """Import a fake address book end to end: sandbox, queue, worker, progress, summary."""
     provider_spec(provider)  # an unknown name fails here, before the sandbox starts
+    require_sandbox("demo")
+    # Only here: a production install has no sandbox (see require_sandbox).
+    from contact_import.sandbox.server import sandbox_settings, start_sandbox
+    from contact_import.sandbox.state import SandboxState
+
     with tempfile.TemporaryDirectory(prefix="contact-import-demo-") as tmp:
         url = database_url or f"sqlite:///{Path(tmp) / 'demo.db'}"
         with start_sandbox(SandboxState()) as sandbox:

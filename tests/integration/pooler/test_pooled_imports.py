@@ -15,10 +15,10 @@ import psycopg
 import pytest
 
 from contact_import.domain.job import JobStatus
-from contact_import.providers.sandbox.app import Faults
-from contact_import.providers.sandbox.server import RunningSandbox
 from contact_import.runner.tick import run_tick
 from contact_import.runtime import Runtime
+from contact_import.sandbox.accounts import Faults
+from contact_import.sandbox.server import RunningSandbox
 from contact_import.settings import Settings
 from contact_import.store.jobs import NOTIFY_CHANNEL, Job
 from tests.conftest import PG_ADMIN_URL

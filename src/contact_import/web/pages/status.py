@@ -16,7 +16,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from contact_import.errors import JobNotFound
 from contact_import.providers.registry import PROVIDER_SPECS
-from contact_import.providers.sandbox.oauth_store import GOOGLE_CLIENT_ID, MICROSOFT_CLIENT_ID
 from contact_import.settings import Settings
 from contact_import.web.deps import Rt
 from contact_import.web.flow_cookie import set_flow_cookie
@@ -125,10 +124,11 @@ def dev_start(
 ) -> RedirectResponse:
     """Development only: start an import as the dev user, no sign-in needed.
 
-    With the sandbox, the form's ``contacts`` picks the size of the new account's book.
+    With the sandbox (``SANDBOX_URL`` set), the form's ``contacts`` picks the size of the new
+    account's book; a real provider gets no login hint.
     """
     known_provider(provider)
-    hint = _sandbox_hint(form.get("contacts")) if _uses_sandbox(rt.settings, provider) else None
+    hint = _sandbox_hint(form.get("contacts")) if rt.settings.sandbox_url else None
     flow = rt.connections.start(_DEV_USER, provider, login_hint=hint)
     response = RedirectResponse(flow.auth_url, status_code=303)
     # The browser comes back to the callback with it, as after an app's start.
@@ -150,12 +150,6 @@ def _sandbox_hint(contacts: str | None) -> str | None:
     if not (text.isascii() and text.isdigit()) or int(text) > _MAX_CONTACTS:
         raise ApiProblem(f"contacts must be a whole number from 0 to {_MAX_CONTACTS:,}")
     return f"contacts:{int(text)}"
-
-
-def _uses_sandbox(settings: Settings, provider: str) -> bool:
-    sandbox_client = {"google": GOOGLE_CLIENT_ID, "microsoft": MICROSOFT_CLIENT_ID}[provider]
-    configured = {"google": settings.google_client_id, "microsoft": settings.microsoft_client_id}
-    return configured[provider] == sandbox_client
 
 
 def _authorize_origins(settings: Settings) -> list[str]:

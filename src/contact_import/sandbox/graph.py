@@ -5,7 +5,7 @@ Person of the same book (same names, emails and phones; the id is derived from t
 Paging is Graph's for Outlook resources: ``$top`` (default 10, at most 1000), and an absolute
 ``@odata.nextLink`` repeating the request's query with ``$skip``; ``$count=true`` adds
 ``@odata.count``; ``$select`` picks properties (``id`` and ``@odata.etag`` always come along).
-Authentication and the fault knobs are the sandbox's shared ones (``app.admit``); only
+Authentication and the fault knobs are the sandbox's shared ones (``state.admit``); only
 ``empty_page_every`` is Graph's own.
 """
 
@@ -14,24 +14,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from contact_import.providers.sandbox.dirty import has_no_id
-from contact_import.providers.sandbox.listing import Listing, WireJSONResponse, listing_people
-
-if TYPE_CHECKING:
-    from contact_import.providers.sandbox.app import Admitted, ApiErrors
-
-    Admit = Callable[[Request, ApiErrors], Awaitable[Admitted | Response]]
+from contact_import.sandbox.dirty import has_no_id
+from contact_import.sandbox.listing import Listing, listing_people, query_boolean
+from contact_import.sandbox.state import Admitted, WireJSONResponse
 
 __all__ = [
     "CONTACTS_PATH",
@@ -40,7 +34,7 @@ __all__ = [
     "GraphErrors",
     "graph_contact_id",
     "graph_error",
-    "graph_routes",
+    "list_contacts",
     "parse_select",
     "selected",
     "to_graph_contact",
@@ -70,25 +64,13 @@ _WWW_AUTHENTICATE = {
 }
 
 
-def graph_routes(admit: Admit) -> list[Route]:
-    """The Graph routes, authenticated and faulted by the sandbox's shared ``admit``."""
-
-    async def list_contacts(request: Request) -> Response:
-        return await _list_contacts(request, admit)
-
-    return [Route(CONTACTS_PATH, list_contacts, methods=["GET"])]
-
-
-async def _list_contacts(request: Request, admit: Admit) -> Response:
-    admitted = await admit(request, GraphErrors())
-    if isinstance(admitted, Response):
-        return admitted
+async def list_contacts(request: Request, admitted: Admitted) -> Response:
+    """``GET /me/contacts``, for a request ``state.admit`` let through."""
     try:
         query = ContactsQuery.parse(request.query_params)
     except BadQuery as exc:
         return graph_error(400, exc.code, str(exc))
-    every = admitted.account.faults.empty_page_every
-    stall = bool(every) and admitted.number % every == 0
+    stall = admitted.fires(admitted.account.faults.empty_page_every)
     people = await listing_people(admitted, Listing(admitted.account.changes.version))
     page = _contacts_page(people, query, request, admitted.account.id, stall=stall)
     return WireJSONResponse(page)
@@ -103,6 +85,10 @@ class BadQuery(Exception):
     def __init__(self, message: str, code: str = "BadRequest") -> None:
         super().__init__(message)
         self.code = code
+
+
+def _bad_value(name: str, text: str) -> BadQuery:
+    return BadQuery(f"Invalid {name} value: '{text}'.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +107,7 @@ class ContactsQuery:
             top=_integer(params, "$top", DEFAULT_TOP, low=1, high=MAX_TOP),
             skip=_integer(params, "$skip", 0, low=0, high=None),
             select=parse_select(params.get("$select", "")),
-            count=_boolean(params, "$count"),
+            count=query_boolean(params, "$count", _bad_value),
         )
 
 
@@ -132,7 +118,7 @@ def _integer(params: QueryParams, name: str, default: int, *, low: int, high: in
     try:
         value = int(text)
     except ValueError:
-        raise BadQuery(f"Invalid {name} value: '{text}'.") from None
+        raise _bad_value(name, text) from None
     if value < low or (high is not None and value > high):
         limit = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise BadQuery(f"The {name} value must be {limit}.")
@@ -146,13 +132,6 @@ def parse_select(text: str) -> tuple[str, ...]:
             message = f"Could not find a property named '{name}' on type 'microsoft.graph.contact'."
             raise BadQuery(message, "RequestBroker--ParseUri")
     return tuple(dict.fromkeys(_PROPERTY_BY_LOWER[name.lower()] for name in names))
-
-
-def _boolean(params: QueryParams, name: str) -> bool:
-    text = params.get(name, "false").lower()
-    if text not in {"true", "false"}:
-        raise BadQuery(f"Invalid {name} value: '{text}'.")
-    return text == "true"
 
 
 # --- the page ------------------------------------------------------------------------------------

@@ -55,6 +55,15 @@ _AREA_CODES = (
     "201", "212", "213", "305", "310", "312", "404", "415", "503", "512",
     "617", "646", "702", "718", "773", "808", "917", "972",
 )  # fmt: skip
+# How people write an address's local part, and a US number: each style equally likely.
+_LOCAL_PART_STYLES = (
+    "{first}.{last}", "{first}{last}", "{initial}.{last}", "{first}_{last}",
+    "{last}.{first}{number}",
+)  # fmt: skip
+_PHONE_STYLES = (
+    "({area}) {exchange}-{line}", "{area}.{exchange}.{line}", "+1 {area} {exchange} {line}",
+    "{area}{exchange}{line}", "{area}-{exchange}-{line}",
+)  # fmt: skip
 _UNPARSEABLE_PHONES = ("ext 12", "call me", "n/a", "ask front desk", "x", "555")
 _PHONE_TYPES = ("mobile", "mobile", "mobile", "home", "work")
 _EMAIL_TYPES = ("home", "home", "work")
@@ -240,16 +249,8 @@ class _BookBuilder:
         number = int(self._random() * 100)
         if not last:
             return f"{first}{number}"
-        style = int(self._random() * 5)
-        if style == 0:
-            return f"{first}.{last}"
-        if style == 1:
-            return f"{first}{last}"
-        if style == 2:
-            return f"{first[0]}.{last}"
-        if style == 3:
-            return f"{first}_{last}"
-        return f"{last}.{first}{number}"
+        style = self._pick(_LOCAL_PART_STYLES)
+        return style.format(first=first, last=last, initial=first[0], number=number)
 
     def _phone_field(self, source: _Source) -> dict[str, Any]:
         value, digits = self._phone_value()
@@ -271,7 +272,8 @@ class _BookBuilder:
             exchange, line = 200 + int(self._random() * 800), int(self._random() * 10_000)
             digits = f"{self._pick(_AREA_CODES)}{exchange}{line:04d}"
             self._phones.append(digits)
-        return _format_phone(int(self._random() * 5), digits), digits
+        style = self._pick(_PHONE_STYLES)
+        return style.format(area=digits[:3], exchange=digits[3:6], line=digits[6:]), digits
 
     def _canonical_form(self, value: str, digits: str) -> str | None:
         # Every format of one number has one E.164 form: parse each number once.
@@ -279,19 +281,6 @@ class _BookBuilder:
         if key not in self._canonical:
             self._canonical[key] = _e164(value)
         return self._canonical[key]
-
-
-def _format_phone(style: int, digits: str) -> str:
-    area, exchange, line = digits[:3], digits[3:6], digits[6:]
-    if style == 0:
-        return f"({area}) {exchange}-{line}"
-    if style == 1:
-        return f"{area}.{exchange}.{line}"
-    if style == 2:
-        return f"+1 {area} {exchange} {line}"
-    if style == 3:
-        return digits
-    return f"{area}-{exchange}-{line}"
 
 
 def _e164(value: str) -> str | None:

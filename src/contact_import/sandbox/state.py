@@ -1,56 +1,75 @@
-"""The sandbox provider as an ASGI app: Google's People API and Microsoft Graph's contacts over
-real HTTP, with fault knobs.
-
-Routes:
-
-    GET  /v1/people/me/connections   people.connections.list, with sync tokens (``people.py``)
-    GET  /v1.0/me/contacts           the same books as Graph answers them (see ``graph.py``)
-    GET  /v1.0/me/contactFolders/contacts/contacts/delta   Graph's delta (``graph_delta.py``)
-    POST /_sandbox/accounts          {"size", "seed", "faults", "token"?} -> 201 {"access_token"}
-    POST /_sandbox/accounts/{id}/changes   {"modified", "added", "deleted", "seed"} -> 200
-    GET  /_sandbox/healthz           {"ok": true}
-    GET|POST Google's and Microsoft's OAuth authorize and token endpoints (see ``oauth.py``)
+"""What every route of the sandbox shares: the accounts and their books (``SandboxState``),
+what an API request goes through first (``admit``), and JSON as the providers put it on the wire.
 
 Accounts live in a ``SandboxState`` shared by every request; their books are generated on first
 use and shared by accounts with the same (size, seed). Books are read-only once built: an
-account's edits (``change_book``) are versions laid over its book (``changes.py``).
+account's edits (``change_book``) are versions laid over its book (``changes.py``). The route
+modules (``people``, ``graph``, ``graph_delta``, ``oauth``, ``control``) import this one; it
+imports none of them.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field, fields
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import anyio
-from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from contact_import.providers.sandbox import graph, graph_delta, people
-from contact_import.providers.sandbox.book import generate_book
-from contact_import.providers.sandbox.changes import ChangeLog
-from contact_import.providers.sandbox.dirty import soil, wire_person
-from contact_import.providers.sandbox.listing import wire_json
-from contact_import.providers.sandbox.oauth import OAuthStore, oauth_routes
+from contact_import.sandbox.accounts import Account, Faults, every_nth
+from contact_import.sandbox.book import generate_book
+from contact_import.sandbox.dirty import soil, wire_person
+from contact_import.sandbox.oauth_store import OAuthStore
 
 __all__ = [
-    "Account",
+    "MAX_BOOK_SIZE",
     "Admitted",
     "ApiErrors",
-    "Faults",
+    "Book",
     "SandboxState",
+    "WireJSONResponse",
     "admit",
-    "create_sandbox_app",
+    "api_route",
+    "sandbox_state",
+    "wire_json",
 ]
 
 MAX_BOOK_SIZE = 1_000_000
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+# --- the wire ----------------------------------------------------------------------------------
+
+
+def wire_json(value: object) -> bytes:
+    """JSON as Google and Graph send it: compact, UTF-8 with non-ASCII as is, and a lone
+    surrogate (which UTF-8 cannot carry) as its escape, ``"\\ud800"``."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # json.dumps writes characters as they are only inside strings: escaping them there
+        # keeps the document valid and means the same text.
+        return _SURROGATE.sub(lambda found: f"\\u{ord(found[0]):04x}", text).encode()
+
+
+class WireJSONResponse(JSONResponse):
+    """Starlette's JSONResponse, encoded by ``wire_json`` (it would fail on a lone surrogate)."""
+
+    def render(self, content: Any) -> bytes:
+        return wire_json(content)
+
+
+# --- books and accounts ------------------------------------------------------------------------
 
 
 class Book:
@@ -74,63 +93,6 @@ class Book:
             if encoded[index] is None:  # two threads may both encode it: same bytes, no harm
                 encoded[index] = wire_json(wire_person(self.people[index]))
         return cast(list[bytes], encoded[start:end])
-
-
-@dataclass
-class Faults:
-    """Failure knobs of one account; every knob is off by default. Counts are per account."""
-
-    rate_limit_every: int = 0  # every Nth request answers 429 with Retry-After
-    retry_after: int = 1  # seconds, in that 429's Retry-After header
-    server_error_every: int = 0  # every Nth request answers 503
-    latency_ms: int = 0  # added before every answer
-    # Graph only: every Nth request answers an empty page whose nextLink points where it was
-    # (1 would never progress).
-    empty_page_every: int = 0
-    # Seconds an access token from the OAuth token endpoint stays valid (tokens added with
-    # ``add_account`` never expire); 1 forces an expiry mid-import.
-    access_token_ttl: int = 3600
-    # The user revoked consent: every token of the account answers 401, a refresh invalid_grant.
-    revoked: bool = False
-    # Every Google syncToken / Graph delta link answers as expired (400 EXPIRED_SYNC_TOKEN, 410).
-    expire_sync_tokens: bool = False
-    # The account's Nth request (N >= 2), if it carries a page token, answers as an expired one
-    # (Google 400 INVALID_ARGUMENT, Graph 410); once, so a restarted listing completes.
-    expire_page_token_at: int = 0
-    # Every Nth contacts request answers 200 with its JSON body cut off halfway.
-    malformed_every: int = 0
-    # Every Nth Person of the book is dirty, in rotating ways (NUL or a lone surrogate in an
-    # email or a name, no resourceName / id, a "+" canonicalForm, control characters): see
-    # ``dirty``. Part of the book: accounts with the same (size, seed, dirty_every) share it.
-    dirty_every: int = 0
-
-    @classmethod
-    def from_json(cls, data: object) -> Faults:
-        """Build from a JSON object; ValueError names the first bad knob."""
-        if not isinstance(data, dict):
-            raise ValueError("faults must be an object")
-        known = {knob.name: knob.default for knob in fields(cls)}
-        for name, value in data.items():
-            if name not in known:
-                raise ValueError(f"unknown fault {name!r}")
-            if isinstance(known[name], bool):
-                if not isinstance(value, bool):
-                    raise ValueError(f"fault {name!r} must be true or false")
-            elif not _is_count(value):
-                raise ValueError(f"fault {name!r} must be an integer >= 0")
-        return cls(**data)
-
-
-@dataclass
-class Account:
-    """One fake user of the provider: a book spec, its faults, a request counter, its edits."""
-
-    id: str
-    size: int
-    seed: int
-    faults: Faults = field(default_factory=Faults)
-    requests: int = 0
-    changes: ChangeLog = field(default_factory=ChangeLog, repr=False)
 
 
 class SandboxState:
@@ -254,22 +216,9 @@ def _book_key(account: Account) -> tuple[int, int, int]:
     return account.size, account.seed, account.faults.dirty_every
 
 
-def create_sandbox_app(state: SandboxState) -> Starlette:
-    """The sandbox's ASGI app, serving the accounts of ``state``."""
-    app = Starlette(
-        routes=[
-            *people.people_routes(admit),
-            *graph.graph_routes(admit),
-            *graph_delta.delta_routes(admit),
-            Route("/_sandbox/accounts", _create_account, methods=["POST"]),
-            Route("/_sandbox/accounts/{account_id}/changes", _change_book, methods=["POST"]),
-            Route("/_sandbox/healthz", _healthz, methods=["GET"]),
-            *oauth_routes(),
-        ],
-        exception_handlers={HTTPException: _http_error},
-    )
-    app.state.sandbox = state
-    return app
+def sandbox_state(request: Request) -> SandboxState:
+    """The state of the sandbox app serving ``request``."""
+    return cast(SandboxState, request.app.state.sandbox)
 
 
 # --- what every provider API does first --------------------------------------------------------
@@ -300,85 +249,42 @@ class Admitted:
             book = await run_in_threadpool(self.state.book, self.account)
         return book
 
+    def fires(self, every: int) -> bool:
+        """Whether a fault knob "every Nth request" of this account fires on this request."""
+        return every_nth(every, self.number)
+
 
 async def admit(request: Request, errors: ApiErrors) -> Admitted | Response:
     """Authenticate, count, delay and maybe fault an API request; a Response is the answer."""
-    state = _state(request)
+    state = sandbox_state(request)
     account = state.account(_bearer_token(request))
     if account is None:
         return errors.unauthenticated()
-    number = state.count_request(account)
+    admitted = Admitted(state, account, state.count_request(account))
     faults = account.faults
     if faults.latency_ms:
         await anyio.sleep(faults.latency_ms / 1000)
-    if faults.server_error_every and number % faults.server_error_every == 0:
+    if admitted.fires(faults.server_error_every):
         return errors.unavailable()
-    if faults.rate_limit_every and number % faults.rate_limit_every == 0:
+    if admitted.fires(faults.rate_limit_every):
         return errors.rate_limited(faults.retry_after)
-    return Admitted(state, account, number)
+    return admitted
+
+
+def api_route(
+    path: str, errors: ApiErrors, answer: Callable[[Request, Admitted], Awaitable[Response]]
+) -> Route:
+    """A GET route of a provider API: ``answer`` answers the requests ``admit`` lets through."""
+
+    async def endpoint(request: Request) -> Response:
+        admitted = await admit(request, errors)
+        if isinstance(admitted, Response):
+            return admitted
+        return await answer(request, admitted)
+
+    return Route(path, endpoint, methods=["GET"])
 
 
 def _bearer_token(request: Request) -> str:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
-
-
-# --- sandbox control ---------------------------------------------------------------------------
-
-
-async def _create_account(request: Request) -> Response:
-    try:
-        spec = json.loads(await request.body())
-        token = _add_account_from_json(_state(request), spec)
-    except ValueError as exc:  # json.JSONDecodeError is a ValueError too
-        return JSONResponse({"error": str(exc)}, status_code=400)
-    return JSONResponse({"access_token": token}, status_code=201)
-
-
-def _add_account_from_json(state: SandboxState, spec: object) -> str:
-    if not isinstance(spec, dict):
-        raise ValueError("expected a JSON object")
-    size, seed, token = spec.get("size"), spec.get("seed", 1), spec.get("token")
-    if not _is_count(size):
-        raise ValueError("size must be an integer >= 0")
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ValueError("seed must be an integer")
-    if token is not None and (not isinstance(token, str) or not token):
-        raise ValueError("token must be a non-empty string")
-    faults = Faults.from_json(spec.get("faults", {}))
-    return state.add_account(cast(int, size), seed, token, faults)
-
-
-async def _change_book(request: Request) -> Response:
-    """{"modified", "added", "deleted", "seed"} -> 200 what changed; the id may be a token."""
-    try:
-        spec = json.loads(await request.body())
-        if not isinstance(spec, dict) or not all(_is_count(v) for v in spec.values()):
-            raise ValueError("expected an object of integers >= 0")
-        unknown = set(spec) - {"modified", "added", "deleted", "seed"}
-        if unknown:
-            raise ValueError(f"unknown change {sorted(unknown)[0]!r}")
-        changed = _state(request).change_book(request.path_params["account_id"], **spec)
-    except KeyError:
-        return JSONResponse({"error": "no such account"}, status_code=404)
-    except ValueError as exc:
-        return JSONResponse({"error": str(exc)}, status_code=400)
-    return JSONResponse(changed)
-
-
-async def _healthz(request: Request) -> Response:
-    return JSONResponse({"ok": True})
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    code = exc.status_code if isinstance(exc, HTTPException) else 500
-    detail = exc.detail if isinstance(exc, HTTPException) else "Internal error."
-    return JSONResponse({"error": {"code": code, "message": detail}}, status_code=code)
-
-
-def _state(request: Request) -> SandboxState:
-    return cast(SandboxState, request.app.state.sandbox)
-
-
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

@@ -7,9 +7,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from contact_import.providers.sandbox.oauth_wire import (
+from contact_import.sandbox.accounts import Account
+from contact_import.sandbox.oauth_wire import (
     BAD_CODE,
     BAD_REFRESH,
     CODE_EXPIRED,
@@ -17,9 +17,6 @@ from contact_import.providers.sandbox.oauth_wire import (
     REVOKED,
     TokenError,
 )
-
-if TYPE_CHECKING:
-    from contact_import.providers.sandbox.app import Account
 
 __all__ = [
     "CODE_TTL",

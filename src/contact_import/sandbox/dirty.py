@@ -3,7 +3,7 @@
 With ``dirty_every=N`` the book's Persons number N, 2N, 3N, ... (counting from 1) are dirty, the
 kinds of ``KINDS`` in turn: the first dirty Person gets the first kind, the eighth the first
 again. Each kind is one thing providers really send, in their real wire formats (a lone surrogate
-travels as the JSON escape ``"\\ud800"``, as Google sends it; see ``listing.wire_json``):
+travels as the JSON escape ``"\\ud800"``, as Google sends it; see ``state.wire_json``):
 
     nul_email        a NUL byte inside the first email address            the contact fails
     nul_name         a NUL byte inside the name                            stored, NUL stripped

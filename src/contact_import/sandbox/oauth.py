@@ -25,7 +25,6 @@ import base64
 import binascii
 import re
 import secrets
-from typing import TYPE_CHECKING, cast
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
@@ -34,17 +33,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from contact_import.providers.sandbox.oauth_store import (
-    GOOGLE_CLIENT_ID,
-    GOOGLE_CLIENT_SECRET,
-    MICROSOFT_CLIENT_ID,
-    MICROSOFT_CLIENT_SECRET,
-    OAuthStore,
-    PendingCode,
-    RefreshGrant,
-    RegisteredClient,
-)
-from contact_import.providers.sandbox.oauth_wire import (
+from contact_import.sandbox.accounts import Account
+from contact_import.sandbox.oauth_store import OAuthStore, PendingCode, RefreshGrant
+from contact_import.sandbox.oauth_wire import (
     BAD_REQUEST,
     BAD_SECRET,
     BAD_VERIFIER,
@@ -60,19 +51,9 @@ from contact_import.providers.sandbox.oauth_wire import (
     Dialect,
     TokenError,
 )
+from contact_import.sandbox.state import SandboxState, sandbox_state
 
-if TYPE_CHECKING:
-    from contact_import.providers.sandbox.app import Account, SandboxState
-
-__all__ = [
-    "GOOGLE_CLIENT_ID",
-    "GOOGLE_CLIENT_SECRET",
-    "MICROSOFT_CLIENT_ID",
-    "MICROSOFT_CLIENT_SECRET",
-    "OAuthStore",
-    "RegisteredClient",
-    "oauth_routes",
-]
+__all__ = ["oauth_routes"]
 
 _VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 
@@ -103,7 +84,7 @@ def oauth_routes() -> list[Route]:
 
 
 def _authorize(request: Request, dialect: Dialect) -> Response:
-    state, params = _state(request), request.query_params
+    state, params = sandbox_state(request), request.query_params
     client = state.oauth.client(params.get("client_id", ""))
     if client is None or client.provider != dialect.provider:
         return _error_page("invalid_client", "The OAuth client was not found.")
@@ -166,7 +147,7 @@ def _login_account(state: SandboxState, hint: str) -> Account:
 
 
 async def _token(request: Request, dialect: Dialect) -> Response:
-    state = _state(request)
+    state = sandbox_state(request)
     try:
         form = _form(await request.body())
         client_id = _authenticate_client(state.oauth, form, request.headers, dialect)
@@ -310,7 +291,3 @@ def _redirect(uri: str, params: dict[str, str], state: str | None) -> Response:
 def _error_page(error: str, description: str) -> Response:
     # No redirect: the redirect URI cannot be trusted, so the user sees the error (as Google does).
     return JSONResponse({"error": error, "error_description": description}, status_code=400)
-
-
-def _state(request: Request) -> SandboxState:
-    return cast("SandboxState", request.app.state.sandbox)

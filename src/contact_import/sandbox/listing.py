@@ -14,52 +14,32 @@ import binascii
 import hashlib
 import hmac
 import json
-import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
-from starlette.responses import JSONResponse, Response
+from starlette.datastructures import QueryParams
+from starlette.responses import Response
 
-if TYPE_CHECKING:
-    from contact_import.providers.sandbox.app import Account, Admitted, Faults
+from contact_import.sandbox.accounts import Account
+from contact_import.sandbox.state import Admitted
 
 __all__ = [
     "Listing",
-    "WireJSONResponse",
     "listing_people",
     "listing_token",
     "malformed_answer",
     "page_token_expires",
+    "query_boolean",
     "read_listing_token",
     "read_token",
     "seal",
     "unseal",
-    "wire_json",
 ]
 
 _SEAL_KEY = b"contact-import sandbox tokens"
 _MAC_SIZE = 8
 FULL = -1  # ``Listing.since`` of a full listing
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def wire_json(value: object) -> bytes:
-    """JSON as Google and Graph send it: compact, UTF-8 with non-ASCII as is, and a lone
-    surrogate (which UTF-8 cannot carry) as its escape, ``"\\ud800"``."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    try:
-        return text.encode()
-    except UnicodeEncodeError:
-        # json.dumps writes characters as they are only inside strings: escaping them there
-        # keeps the document valid and means the same text.
-        return _SURROGATE.sub(lambda found: f"\\u{ord(found[0]):04x}", text).encode()
-
-
-class WireJSONResponse(JSONResponse):
-    """Starlette's JSONResponse, encoded by ``wire_json`` (it would fail on a lone surrogate)."""
-
-    def render(self, content: Any) -> bytes:
-        return wire_json(content)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,17 +77,27 @@ async def listing_people(admitted: Admitted, listing: Listing) -> list[dict[str,
     return changes.view(book.people, listing.version)
 
 
+def query_boolean(params: QueryParams, name: str, refused: Callable[[str, str], Exception]) -> bool:
+    """Query parameter ``name`` as ``true``/``false`` (any case; absent: false); anything else
+    raises ``refused(name, text)``, the API's own error for a bad value."""
+    text = params.get(name, "false").lower()
+    if text not in {"true", "false"}:
+        raise refused(name, text)
+    return text == "true"
+
+
 # --- faults ------------------------------------------------------------------------------------
 
 
-def page_token_expires(faults: Faults, number: int) -> bool:
+def page_token_expires(admitted: Admitted) -> bool:
     """Whether this paged request answers as an expired page token (the account's Nth, once)."""
-    return faults.expire_page_token_at >= 2 and number == faults.expire_page_token_at
+    at = admitted.account.faults.expire_page_token_at
+    return at >= 2 and admitted.number == at
 
 
-def malformed_answer(faults: Faults, number: int, body: bytes) -> Response | None:
+def malformed_answer(admitted: Admitted, body: bytes) -> Response | None:
     """Every ``malformed_every``-th request: a 200 whose JSON body is cut off halfway."""
-    if not faults.malformed_every or number % faults.malformed_every:
+    if not admitted.fires(admitted.account.faults.malformed_every):
         return None
     return Response(body[: max(1, len(body) // 2)], media_type="application/json")
 

@@ -5,39 +5,34 @@ token is valid only with every other parameter of the call that produced it, ``s
 included; ``requestSyncToken=true`` puts a ``nextSyncToken`` on the last page; ``syncToken=T``
 lists only the people changed since T, the deleted ones as a Person with ``metadata.deleted``;
 a sync token the server no longer has answers 400 with the ErrorInfo reason
-``EXPIRED_SYNC_TOKEN``. Authentication and the shared faults are ``app.admit``'s; the listing
+``EXPIRED_SYNC_TOKEN``. Authentication and the shared faults are ``state.admit``'s; the listing
 faults (expired tokens, truncated pages) are ``listing``'s.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from contact_import.providers.sandbox.changes import is_tombstone
-from contact_import.providers.sandbox.dirty import wire_person
-from contact_import.providers.sandbox.listing import (
+from contact_import.sandbox.accounts import Account
+from contact_import.sandbox.changes import is_tombstone
+from contact_import.sandbox.dirty import wire_person
+from contact_import.sandbox.listing import (
     Listing,
     listing_people,
     listing_token,
     malformed_answer,
     page_token_expires,
+    query_boolean,
     read_listing_token,
-    wire_json,
 )
+from contact_import.sandbox.state import Admitted, Book, wire_json
 
-if TYPE_CHECKING:
-    from contact_import.providers.sandbox.app import Account, Admitted, ApiErrors, Book
-
-    Admit = Callable[[Request, ApiErrors], Awaitable[Admitted | Response]]
-
-__all__ = ["CONNECTIONS_PATH", "people_routes"]
+__all__ = ["CONNECTIONS_PATH", "GoogleErrors", "list_connections"]
 
 CONNECTIONS_PATH = "/v1/people/me/connections"
 DEFAULT_PAGE_SIZE = 100
@@ -76,19 +71,8 @@ _QUOTA_EXCEEDED = (
 )
 
 
-def people_routes(admit: Admit) -> list[Route]:
-    """The People API routes, authenticated and faulted by the sandbox's shared ``admit``."""
-
-    async def list_connections(request: Request) -> Response:
-        return await _list_connections(request, admit)
-
-    return [Route(CONNECTIONS_PATH, list_connections, methods=["GET"])]
-
-
-async def _list_connections(request: Request, admit: Admit) -> Response:
-    admitted = await admit(request, GoogleErrors())
-    if isinstance(admitted, Response):
-        return admitted
+async def list_connections(request: Request, admitted: Admitted) -> Response:
+    """``people.connections.list``, for a request ``state.admit`` let through."""
     try:
         query = ConnectionsQuery.parse(request.query_params)
         listing = _listing(query, admitted)
@@ -96,7 +80,7 @@ async def _list_connections(request: Request, admit: Admit) -> Response:
         return refused.answer()
     people = await listing_people(admitted, listing)
     body = _connections_page(people, await admitted.book(), query, listing, admitted.account)
-    malformed = malformed_answer(admitted.account.faults, admitted.number, body)
+    malformed = malformed_answer(admitted, body)
     return malformed or Response(body, media_type="application/json")
 
 
@@ -141,6 +125,10 @@ class _Refused(Exception):
         return google_error(400, self.status, str(self), reason=self.reason)
 
 
+def _bad_boolean(name: str, text: str) -> _Refused:
+    return _Refused(f"Invalid value at '{name}' (TYPE_BOOL), \"{text}\"")
+
+
 # --- the query -----------------------------------------------------------------------------------
 
 
@@ -162,7 +150,7 @@ class ConnectionsQuery:
             person_fields=_person_fields(params.get("personFields", "")),
             page_size=_page_size(params.get("pageSize", "")),
             sort_order=_sort_order(params.get("sortOrder", "")),
-            request_sync_token=_boolean(params, "requestSyncToken"),
+            request_sync_token=query_boolean(params, "requestSyncToken", _bad_boolean),
             sync_token=params.get("syncToken", ""),
             page_token=params.get("pageToken", ""),
         )
@@ -180,7 +168,7 @@ def _listing(query: ConnectionsQuery, admitted: Admitted) -> Listing:
     start = _sync_start(query.sync_token, account) if query.sync_token else None
     if not query.page_token:
         return start or Listing(account.changes.version)
-    if page_token_expires(account.faults, admitted.number):
+    if page_token_expires(admitted):
         raise _Refused(_BAD_PAGE_TOKEN)
     listing = read_listing_token(query.page_token, account, "page", query.binding())
     if listing is None or listing.offset <= 0:
@@ -220,13 +208,6 @@ def _sort_order(text: str) -> str:
     if text and text not in _SORT_ORDERS:
         raise _Refused(f"Invalid value at 'sort_order', \"{text}\"")
     return text or "LAST_MODIFIED_ASCENDING"
-
-
-def _boolean(params: QueryParams, name: str) -> bool:
-    text = params.get(name, "false").lower()
-    if text not in {"true", "false"}:
-        raise _Refused(f"Invalid value at '{name}' (TYPE_BOOL), \"{text}\"")
-    return text == "true"
 
 
 # --- the page ------------------------------------------------------------------------------------

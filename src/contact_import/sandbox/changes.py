@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from contact_import.providers.sandbox.book import generate_book
+from contact_import.sandbox.book import generate_book
 
 __all__ = ["BookChange", "ChangeLog", "is_tombstone"]
 

@@ -9,8 +9,9 @@ from types import TracebackType
 
 import uvicorn
 
-from contact_import.providers.sandbox import oauth
-from contact_import.providers.sandbox.app import SandboxState, create_sandbox_app
+from contact_import.sandbox import oauth_store
+from contact_import.sandbox.app import create_sandbox_app
+from contact_import.sandbox.state import SandboxState
 
 __all__ = ["RunningSandbox", "sandbox_settings", "serve_forever", "start_sandbox"]
 
@@ -77,7 +78,8 @@ def start_sandbox(state: SandboxState, host: str = "127.0.0.1", port: int = 0) -
 
 
 def sandbox_settings(base_url: str) -> dict[str, str]:
-    """The settings that point contact-import at a sandbox: base URLs and its OAuth clients.
+    """The settings that point contact-import at a sandbox: base URLs, its OAuth clients, and
+    ``sandbox_url``, which tells the dev home page it talks to the sandbox.
 
     The keys are the environment variables, lowercased (``Settings`` field names).
     """
@@ -85,12 +87,13 @@ def sandbox_settings(base_url: str) -> dict[str, str]:
         "google_people_api_url": base_url,
         "google_auth_url": f"{base_url}/o/oauth2/v2/auth",
         "google_token_url": f"{base_url}/token",
-        "google_client_id": oauth.GOOGLE_CLIENT_ID,
-        "google_client_secret": oauth.GOOGLE_CLIENT_SECRET,
+        "google_client_id": oauth_store.GOOGLE_CLIENT_ID,
+        "google_client_secret": oauth_store.GOOGLE_CLIENT_SECRET,
         "microsoft_graph_api_url": base_url,
         "microsoft_login_url": base_url,
-        "microsoft_client_id": oauth.MICROSOFT_CLIENT_ID,
-        "microsoft_client_secret": oauth.MICROSOFT_CLIENT_SECRET,
+        "microsoft_client_id": oauth_store.MICROSOFT_CLIENT_ID,
+        "microsoft_client_secret": oauth_store.MICROSOFT_CLIENT_SECRET,
+        "sandbox_url": base_url,
     }
 
 

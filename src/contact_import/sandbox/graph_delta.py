@@ -14,44 +14,38 @@ lists).
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from contact_import.providers.sandbox.changes import is_tombstone
-from contact_import.providers.sandbox.graph import (
+from contact_import.sandbox.accounts import Account
+from contact_import.sandbox.changes import is_tombstone
+from contact_import.sandbox.graph import (
     DEFAULT_TOP,
     MAX_TOP,
     BadQuery,
-    GraphErrors,
     graph_contact_id,
     graph_error,
     parse_select,
     selected,
     to_graph_contact,
 )
-from contact_import.providers.sandbox.listing import (
+from contact_import.sandbox.listing import (
     Listing,
-    WireJSONResponse,
     listing_people,
     listing_token,
     malformed_answer,
     page_token_expires,
     read_token,
 )
+from contact_import.sandbox.state import Admitted, WireJSONResponse
 
-if TYPE_CHECKING:
-    from contact_import.providers.sandbox.app import Account, Admitted, ApiErrors
-
-    Admit = Callable[[Request, ApiErrors], Awaitable[Admitted | Response]]
-
-__all__ = ["DEFAULT_FOLDER", "DELTA_PATH", "delta_routes"]
+__all__ = ["DEFAULT_FOLDER", "DELTA_PATH", "contacts_delta"]
 
 DELTA_PATH = "/v1.0/me/contactFolders/{folder}/contacts/delta"
 DEFAULT_FOLDER = "contacts"
@@ -62,23 +56,12 @@ _NO_SUCH_FOLDER = "The specified object was not found in the store."
 _DELETED = {"reason": "deleted"}
 
 
-def delta_routes(admit: Admit) -> list[Route]:
-    """The Graph delta route, authenticated and faulted by the sandbox's shared ``admit``."""
-
-    async def contacts_delta(request: Request) -> Response:
-        return await _contacts_delta(request, admit)
-
-    return [Route(DELTA_PATH, contacts_delta, methods=["GET"])]
-
-
 class _SyncStateGone(Exception):
     """A skip or delta token Graph no longer has (or never had): 410, start again."""
 
 
-async def _contacts_delta(request: Request, admit: Admit) -> Response:
-    admitted = await admit(request, GraphErrors())
-    if isinstance(admitted, Response):
-        return admitted
+async def contacts_delta(request: Request, admitted: Admitted) -> Response:
+    """One page of a delta round, for a request ``state.admit`` let through."""
     if request.path_params["folder"] != DEFAULT_FOLDER:
         return graph_error(404, "ErrorItemNotFound", _NO_SUCH_FOLDER)
     try:
@@ -89,11 +72,10 @@ async def _contacts_delta(request: Request, admit: Admit) -> Response:
         return graph_error(410, "SyncStateNotFound", _SYNC_STATE_GONE)
     people = await listing_people(admitted, listing)
     size, applied = _page_size(request.headers)
-    every = admitted.account.faults.empty_page_every
-    stall = bool(every) and admitted.number % every == 0
+    stall = admitted.fires(admitted.account.faults.empty_page_every)
     body = _delta_page(people, _Page(listing, select, size, stall), request, admitted.account)
     answer = WireJSONResponse(body, headers=applied)
-    return malformed_answer(admitted.account.faults, admitted.number, bytes(answer.body)) or answer
+    return malformed_answer(admitted, bytes(answer.body)) or answer
 
 
 def _round(params: QueryParams, admitted: Admitted) -> tuple[Listing, tuple[str, ...]]:
@@ -112,7 +94,7 @@ def _round(params: QueryParams, admitted: Admitted) -> tuple[Listing, tuple[str,
             raise _SyncStateGone
         return listing.changes_since_this(account), select
     if "$skiptoken" in params:
-        if page_token_expires(account.faults, admitted.number):
+        if page_token_expires(admitted):
             raise _SyncStateGone
         return _read(params["$skiptoken"], account, "skip")
     return Listing(account.changes.version), parse_select(params.get("$select", ""))

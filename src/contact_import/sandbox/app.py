@@ -1,0 +1,50 @@
+"""The sandbox provider as an ASGI app: Google's People API and Microsoft Graph's contacts over
+real HTTP, with fault knobs.
+
+Routes:
+
+    GET  /v1/people/me/connections   people.connections.list, with sync tokens (``people.py``)
+    GET  /v1.0/me/contacts           the same books as Graph answers them (see ``graph.py``)
+    GET  /v1.0/me/contactFolders/contacts/contacts/delta   Graph's delta (``graph_delta.py``)
+    GET|POST Google's and Microsoft's OAuth authorize and token endpoints (see ``oauth.py``)
+    POST /_sandbox/accounts, /_sandbox/accounts/{id}/changes, GET /_sandbox/healthz
+                                     the sandbox's own controls (see ``control.py``)
+
+This module only assembles the app; what the routes share is in ``state.py``.
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from contact_import.sandbox import graph, graph_delta, people
+from contact_import.sandbox.control import control_routes
+from contact_import.sandbox.oauth import oauth_routes
+from contact_import.sandbox.state import SandboxState, api_route
+
+__all__ = ["create_sandbox_app"]
+
+
+def create_sandbox_app(state: SandboxState) -> Starlette:
+    """The sandbox's ASGI app, serving the accounts of ``state``."""
+    app = Starlette(
+        routes=[
+            api_route(people.CONNECTIONS_PATH, people.GoogleErrors(), people.list_connections),
+            api_route(graph.CONTACTS_PATH, graph.GraphErrors(), graph.list_contacts),
+            api_route(graph_delta.DELTA_PATH, graph.GraphErrors(), graph_delta.contacts_delta),
+            *control_routes(),
+            *oauth_routes(),
+        ],
+        exception_handlers={HTTPException: _http_error},
+    )
+    app.state.sandbox = state
+    return app
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    code = exc.status_code if isinstance(exc, HTTPException) else 500
+    detail = exc.detail if isinstance(exc, HTTPException) else "Internal error."
+    return JSONResponse({"error": {"code": code, "message": detail}}, status_code=code)
