@@ -40,6 +40,7 @@ class Runtime:
             settings.database_url,
             pool_size=settings.worker_concurrency + 2,
             pooler=settings.database_pooler,
+            schema=settings.database_schema,
         )
         if migrate:
             upgrade_database(engine)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -21,6 +22,11 @@ PoolerSetting = Literal["auto", "none", "session", "transaction"]
 # Public on purpose (it is in the repository), hence refused outside development.
 DEV_TOKEN_ENCRYPTION_KEY = "ZGV2LW9ubHktY29udGFjdC1pbXBvcnQta2V5LTAwMDA="  # noqa: S105
 
+# DATABASE_SCHEMA: lowercase only, since SQL people type (`SET search_path TO Foo`) folds to
+# lowercase and a name that must be quoted to be found would surprise them; Postgres keeps
+# pg_* for itself.
+_SCHEMA_NAME = re.compile(r"(?!pg_)[a-z_][a-z0-9_]{0,62}")
+
 _PLACEHOLDERS = frozenset(
     {"", "changeme", "change-me", "secret", "your-secret-key-here", "xxx", "todo", "placeholder"}
 )
@@ -37,6 +43,9 @@ class Settings(BaseSettings):
     database_pooler: PoolerSetting = "auto"
     # A direct (or session-mode) URL for workers' LISTEN when DATABASE_URL is pooled.
     database_direct_url: str | None = None
+    # The Postgres schema of every table, index and query (store/namespace.py); None: the
+    # connection's default. Two deployments in two schemas of one database do not meet.
+    database_schema: str | None = None
     cron_secret: str | None = None
     jwt_secret: str | None = None
     jwt_audience: str = "authenticated"
@@ -91,6 +100,18 @@ class Settings(BaseSettings):
         parts = urlsplit(value.strip())
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
             raise ValueError("OAUTH_RETURN_URL must be an absolute http(s) URL without a #fragment")
+        return value.strip()
+
+    @field_validator("database_schema")
+    @classmethod
+    def _schema_name(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not _SCHEMA_NAME.fullmatch(value.strip()):
+            raise ValueError(
+                "DATABASE_SCHEMA must be 1 to 63 lowercase letters, digits or _, "
+                "not starting with a digit or pg_"
+            )
         return value.strip()
 
     @field_validator("default_phone_region")

@@ -50,7 +50,9 @@ LogLevel = Annotated[str, typer.Option("--log-level", help="debug, info, warning
 def db_upgrade() -> None:
     """Create or upgrade the tables (Alembic migrations to head)."""
     settings = load_settings()
-    engine = create_db_engine(settings.database_url, pooler=settings.database_pooler)
+    engine = create_db_engine(
+        settings.database_url, pooler=settings.database_pooler, schema=settings.database_schema
+    )
     try:
         upgrade_database(engine)
     finally:
