@@ -43,7 +43,7 @@ class Runtime:
             schema=settings.database_schema,
         )
         if migrate:
-            upgrade_database(engine)
+            upgrade_database(engine, contacts_read_policy=settings.supabase_contacts_policy)
         metrics = Metrics()
         jobs = JobStore(
             engine, lease_seconds=settings.lease_seconds, max_attempts=settings.max_attempts

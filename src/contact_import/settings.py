@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     # The Postgres schema of every table, index and query (store/namespace.py); None: the
     # connection's default. Two deployments in two schemas of one database do not meet.
     database_schema: str | None = None
+    # Supabase: `db upgrade` also lets signed-in users read their own contacts through
+    # supabase-js (a row level security policy on contacts; see the README "On Supabase").
+    supabase_contacts_policy: bool = False
     cron_secret: str | None = None
     jwt_secret: str | None = None
     jwt_audience: str = "authenticated"

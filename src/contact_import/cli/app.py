@@ -54,7 +54,7 @@ def db_upgrade() -> None:
         settings.database_url, pooler=settings.database_pooler, schema=settings.database_schema
     )
     try:
-        upgrade_database(engine)
+        upgrade_database(engine, contacts_read_policy=settings.supabase_contacts_policy)
     finally:
         engine.dispose()
     console.print("database is up to date")

@@ -22,6 +22,7 @@ from contact_import.store.pooler import (
     resolve_pooler,
     without_pooler_flag,
 )
+from contact_import.store.row_security import apply_contacts_read_policy
 
 __all__ = [
     "create_db_engine",
@@ -205,11 +206,13 @@ def _sqlite_engine(url: URL) -> Engine:
     return engine
 
 
-def upgrade_database(engine: Engine) -> None:
+def upgrade_database(engine: Engine, *, contacts_read_policy: bool = False) -> None:
     """Run the Alembic migrations to head; safe when several processes start at once.
 
     With ``DATABASE_SCHEMA`` the schema is created first if missing, and Alembic's version
-    table lives in it too.
+    table lives in it too. ``contacts_read_policy`` (``SUPABASE_CONTACTS_POLICY``) then
+    creates or replaces Supabase's read policy on ``contacts``; without it an existing policy
+    is left as it is (see ``store.row_security``).
     """
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
@@ -222,6 +225,8 @@ def upgrade_database(engine: Engine) -> None:
                 _enter_schema(conn, schema)
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
+        if contacts_read_policy:
+            apply_contacts_read_policy(conn)
 
 
 def _enter_schema(conn: Connection, schema: str) -> None:
