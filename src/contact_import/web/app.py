@@ -19,6 +19,7 @@ from contact_import.runner.worker import Worker
 from contact_import.runtime import Runtime
 from contact_import.settings import Settings
 from contact_import.store.db_errors import translate_db_error
+from contact_import.web.bearer import BearerVerifier
 from contact_import.web.pages import status as status_pages
 from contact_import.web.problems import install_problem_handlers
 from contact_import.web.routes import contacts, cron, imports, ops
@@ -35,12 +36,14 @@ def create_app(
     runtime: Runtime | None = None,
     run_worker: bool = False,
     on_worker_stopped: Callable[[str], None] | None = None,
+    bearer: BearerVerifier | None = None,
 ) -> FastAPI:
     """The API and the status page. ``run_worker`` also imports in this process (`serve`).
 
     Pass ``runtime`` to share one (tests); otherwise it is built when the app starts. If the
     in-process worker stops on its own, /healthz answers 503 and ``on_worker_stopped`` is
     called with the reason (`serve` exits non-zero then, for its supervisor to restart it).
+    ``bearer`` verifies users' JWTs (default: as the settings say, see ``web.bearer``).
     """
     settings.require_secrets("token_encryption_key", "cron_secret", "jwt_secret")
 
@@ -67,6 +70,7 @@ def create_app(
         redirect_slashes=False,
     )
     app.state.runtime_holder = holder
+    app.state.bearer = bearer or BearerVerifier.from_settings(settings)
     app.state.in_process_worker = None
     install_problem_handlers(app)
     _install_outage_handlers(app)
