@@ -167,6 +167,12 @@ class Settings(BaseSettings):
     def dev_mode(self) -> bool:
         return self.contact_import_env == "development"
 
+    @property
+    def mount_path(self) -> str:
+        """Where browsers reach the routes: the path of PUBLIC_BASE_URL ("" at the root;
+        "/contacts-import" for an app that mounts the API there)."""
+        return urlsplit(self.public_base_url).path.rstrip("/")
+
     def token_keys(self) -> list[str]:
         """Fernet keys, newest first; the built-in dev key only in development."""
         raw = self.token_encryption_key or ""

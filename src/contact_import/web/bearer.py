@@ -137,13 +137,13 @@ class BearerVerifier:
         return claims
 
 
-def checked_user_id(subject: object) -> str:
+def checked_user_id(subject: object, *, source: str = "the bearer token's") -> str:
     """``subject`` (a token's ``sub``, or the host app's user id) if the tables can hold it."""
     if not isinstance(subject, str) or not subject:
-        raise Unauthorized("the bearer token names no user")
+        raise Unauthorized(f"sign in: {source} user id is missing")
     if not is_valid_user_id(subject):
         raise Unauthorized(
-            f"the bearer token's user id must be 1 to {MAX_USER_ID_LENGTH} characters "
+            f"{source} user id must be 1 to {MAX_USER_ID_LENGTH} characters "
             "without control characters"
         )
     return subject
