@@ -8,6 +8,7 @@ channel (``store.namespace.notify_channel``): workers of another schema are not 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from uuid import UUID
@@ -24,6 +25,7 @@ from contact_import.store.namespace import NOTIFY_CHANNEL, db_schema, notify_cha
 __all__ = ["NOTIFY_CHANNEL", "listen_for_jobs", "notify_job"]
 
 _CONNECT_TIMEOUT = 5
+_PLAIN_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 
 def notify_job(conn: Connection, job_id: UUID) -> None:
@@ -48,7 +50,7 @@ def listen_for_jobs(
     """
     try:
         with psycopg.connect(listen_url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT) as raw:
-            raw.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+            raw.execute(_listen(channel))
 
             def wait(timeout: float) -> bool:
                 return any(True for _ in raw.notifies(timeout=timeout, stop_after=1))
@@ -59,3 +61,11 @@ def listen_for_jobs(
         if not isinstance(error, StoreError):
             error = DatabaseUnavailable(f"LISTEN connection failed ({type(exc).__name__})")
         raise error from exc
+
+
+def _listen(channel: str) -> sql.Composed:
+    """LISTEN ``channel``: a plain name as is (the statement earlier releases sent, which
+    operators find in pg_stat_activity), any other quoted (a schema's, with its dot)."""
+    if _PLAIN_NAME.fullmatch(channel):
+        return sql.SQL("LISTEN {}").format(sql.SQL(channel))
+    return sql.SQL("LISTEN {}").format(sql.Identifier(channel))
