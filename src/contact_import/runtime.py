@@ -40,9 +40,10 @@ class Runtime:
             settings.database_url,
             pool_size=settings.worker_concurrency + 2,
             pooler=settings.database_pooler,
+            schema=settings.database_schema,
         )
         if migrate:
-            upgrade_database(engine)
+            upgrade_database(engine, contacts_read_policy=settings.supabase_contacts_policy)
         metrics = Metrics()
         jobs = JobStore(
             engine, lease_seconds=settings.lease_seconds, max_attempts=settings.max_attempts

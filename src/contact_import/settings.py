@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contact_import.errors import ConfigError
 from contact_import.logs import LogFormat
 
-__all__ = ["DEV_TOKEN_ENCRYPTION_KEY", "PoolerSetting", "Settings"]
+__all__ = ["ASYMMETRIC_JWT_ALGORITHMS", "DEV_TOKEN_ENCRYPTION_KEY", "PoolerSetting", "Settings"]
 
 # DATABASE_POOLER: what sits between us and Postgres (see store/pooler.py); auto reads the URL.
 PoolerSetting = Literal["auto", "none", "session", "transaction"]
@@ -20,6 +21,17 @@ PoolerSetting = Literal["auto", "none", "session", "transaction"]
 # Used only when CONTACT_IMPORT_ENV=development and no key is configured; refused otherwise.
 # Public on purpose (it is in the repository), hence refused outside development.
 DEV_TOKEN_ENCRYPTION_KEY = "ZGV2LW9ubHktY29udGFjdC1pbXBvcnQta2V5LTAwMDA="  # noqa: S105
+
+# JWT_ALGORITHMS may name these (PyJWT's asymmetric ones); HS* and none never, with a JWKS.
+ASYMMETRIC_JWT_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+# DATABASE_SCHEMA: lowercase only, since SQL people type (`SET search_path TO Foo`) folds to
+# lowercase and a name that must be quoted to be found would surprise them; Postgres keeps
+# pg_* for itself.
+_SCHEMA_NAME = re.compile(r"(?!pg_)[a-z_][a-z0-9_]{0,62}")
 
 _PLACEHOLDERS = frozenset(
     {"", "changeme", "change-me", "secret", "your-secret-key-here", "xxx", "todo", "placeholder"}
@@ -37,9 +49,26 @@ class Settings(BaseSettings):
     database_pooler: PoolerSetting = "auto"
     # A direct (or session-mode) URL for workers' LISTEN when DATABASE_URL is pooled.
     database_direct_url: str | None = None
+    # The Postgres schema of every table, index and query (store/namespace.py); None: the
+    # connection's default. Two deployments in two schemas of one database do not meet.
+    database_schema: str | None = None
+    # Supabase: `db upgrade` also lets signed-in users read their own contacts through
+    # supabase-js (a row level security policy on contacts; see the README "On Supabase").
+    supabase_contacts_policy: bool = False
     cron_secret: str | None = None
+    # Legacy sign-in: users' JWTs are HS256 with this secret. It also signs status-page links.
     jwt_secret: str | None = None
+    # The `aud` users' JWTs must carry; empty: none is accepted (Clerk's session tokens).
     jwt_audience: str = "authenticated"
+    # Asymmetric sign-in keys (web/bearer.py): users' JWTs are verified against this JWKS
+    # only, with JWT_ISSUER and JWT_ALGORITHMS; JWT_SECRET then only signs status links.
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_algorithms: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["RS256", "ES256", "EdDSA"]
+    )
+    # When set, a JWT's `azp` must be one of these (Clerk: the app's origins).
+    jwt_authorized_parties: Annotated[list[str], NoDecode] = Field(default_factory=list)
     token_encryption_key: str | None = None
     lease_seconds: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=5, ge=1)
@@ -73,9 +102,9 @@ class Settings(BaseSettings):
     # sets it; `contact-import sandbox` prints it), so the dev home page may pick a book size.
     sandbox_url: str | None = None
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "jwt_algorithms", "jwt_authorized_parties", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
             text = value.strip()
             if text.startswith("["):
@@ -93,6 +122,42 @@ class Settings(BaseSettings):
             raise ValueError("OAUTH_RETURN_URL must be an absolute http(s) URL without a #fragment")
         return value.strip()
 
+    @field_validator("jwt_jwks_url", "jwt_issuer")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value.strip() or None if value else None
+
+    @model_validator(mode="after")
+    def _one_way_to_sign_in(self) -> Settings:
+        """JWT_JWKS_URL and its companions make sense together only (web/bearer.py)."""
+        if self.jwt_jwks_url is None:
+            if "jwt_algorithms" in self.model_fields_set:
+                raise ValueError("JWT_ALGORITHMS applies to JWT_JWKS_URL, which is not set")
+            return self
+        _check_jwks_url(self.jwt_jwks_url, dev_mode=self.dev_mode)
+        if self.jwt_issuer is None:
+            raise ValueError("JWT_JWKS_URL needs JWT_ISSUER (the `iss` of your users' tokens)")
+        refused = [a for a in self.jwt_algorithms if a not in ASYMMETRIC_JWT_ALGORITHMS]
+        if refused or not self.jwt_algorithms:
+            raise ValueError(
+                f"JWT_ALGORITHMS must name asymmetric algorithms only "
+                f"({', '.join(sorted(ASYMMETRIC_JWT_ALGORITHMS))}); refused: "
+                f"{', '.join(refused) or 'an empty list'}"
+            )
+        return self
+
+    @field_validator("database_schema")
+    @classmethod
+    def _schema_name(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not _SCHEMA_NAME.fullmatch(value.strip()):
+            raise ValueError(
+                "DATABASE_SCHEMA must be 1 to 63 lowercase letters, digits or _, "
+                "not starting with a digit or pg_"
+            )
+        return value.strip()
+
     @field_validator("default_phone_region")
     @classmethod
     def _region_upper(cls, value: str | None) -> str | None:
@@ -101,6 +166,12 @@ class Settings(BaseSettings):
     @property
     def dev_mode(self) -> bool:
         return self.contact_import_env == "development"
+
+    @property
+    def mount_path(self) -> str:
+        """Where browsers reach the routes: the path of PUBLIC_BASE_URL ("" at the root;
+        "/contacts-import" for an app that mounts the API there)."""
+        return urlsplit(self.public_base_url).path.rstrip("/")
 
     def token_keys(self) -> list[str]:
         """Fernet keys, newest first; the built-in dev key only in development."""
@@ -127,6 +198,16 @@ class Settings(BaseSettings):
             )
         if "token_encryption_key" in names and DEV_TOKEN_ENCRYPTION_KEY in self.token_keys():
             raise ConfigError("TOKEN_ENCRYPTION_KEY is the development key; generate a real one")
+
+
+def _check_jwks_url(url: str, *, dev_mode: bool) -> None:
+    """An absolute URL; https unless on loopback or in development (a JWKS fetched in the
+    clear is a key anyone on the path can replace)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("JWT_JWKS_URL must be an absolute https URL")
+    if parts.scheme == "http" and not dev_mode and parts.hostname not in _LOOPBACK_HOSTS:
+        raise ValueError("JWT_JWKS_URL must be https (http only on loopback or in development)")
 
 
 def _is_placeholder(value: str | None) -> bool:

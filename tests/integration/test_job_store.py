@@ -143,11 +143,18 @@ def test_migrations_create_exactly_the_declared_schema(runtime: Runtime) -> None
 
 
 @pytest.mark.postgres
-def test_the_originals_monitoring_sql_runs_unchanged(pg_database_url: str) -> None:
-    settings = Settings(contact_import_env="development", database_url=pg_database_url)
-    with Runtime.build(settings) as rt:
+@pytest.mark.parametrize("schema", [None, "monitored"])
+def test_the_originals_monitoring_sql_runs_unchanged(
+    pg_database_url: str, schema: str | None
+) -> None:
+    settings = Settings(
+        contact_import_env="development", database_url=pg_database_url, database_schema=schema
+    )
+    with Runtime.build(settings, migrate=schema is not None) as rt:
         job, _ = rt.jobs.create("u1", "google")
         with rt.engine.begin() as conn:
+            if schema is not None:  # what an operator does in psql; the service never does
+                conn.execute(text(f"SET LOCAL search_path TO {schema}"))
             conn.execute(update(jobs).values(started_at=datetime.now(UTC) - timedelta(minutes=10)))
             stuck = conn.execute(
                 text(

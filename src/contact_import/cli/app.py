@@ -50,9 +50,11 @@ LogLevel = Annotated[str, typer.Option("--log-level", help="debug, info, warning
 def db_upgrade() -> None:
     """Create or upgrade the tables (Alembic migrations to head)."""
     settings = load_settings()
-    engine = create_db_engine(settings.database_url, pooler=settings.database_pooler)
+    engine = create_db_engine(
+        settings.database_url, pooler=settings.database_pooler, schema=settings.database_schema
+    )
     try:
-        upgrade_database(engine)
+        upgrade_database(engine, contacts_read_policy=settings.supabase_contacts_policy)
     finally:
         engine.dispose()
     console.print("database is up to date")

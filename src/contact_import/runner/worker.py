@@ -235,7 +235,7 @@ class Worker:
 
     def _listen_until_error(self, watch: OutageWatch) -> None:
         assert self._listen_url is not None
-        with listen_for_jobs(self._listen_url) as notified:
+        with listen_for_jobs(self._listen_url, self._jobs.notify_channel) as notified:
             watch.recovered()
             self._wake.set()  # a job may have been queued while nobody listened
             while not self.stop.is_set():

@@ -28,6 +28,7 @@ from contact_import.domain.merge import (
     phone_match_key,
 )
 from contact_import.store.db import dumps_json, is_postgres
+from contact_import.store.namespace import lock_seed, qualified
 from contact_import.store.schema import contact_match_keys, contacts, imported_contacts
 
 __all__ = [
@@ -56,10 +57,12 @@ def lock_user(conn: Connection, user_id: str) -> None:
 
     Two imports of the same user on two workers would otherwise both read "no owner" for one
     email and both create a contact. The unique (user_id, key) index stays as the backstop: a
-    violation rolls the page back and the job retries it.
+    violation rolls the page back and the job retries it. The key is per schema
+    (``lock_seed``): a deployment in another schema does not wait for this one.
     """
     if is_postgres(conn):
-        conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(user_id, 0))))
+        key = func.hashtextextended(user_id, lock_seed(conn))
+        conn.execute(select(func.pg_advisory_xact_lock(key)))
 
 
 def recorded_ids(conn: Connection, job_id: UUID, pcids: list[str]) -> set[str]:
@@ -163,7 +166,8 @@ def _bulk_insert(
 ) -> None:
     """Insert many rows in one statement: COPY on Postgres, a multi-row INSERT on SQLite.
 
-    COPY runs on the same connection, so it is part of the page's transaction.
+    COPY runs on the same connection, so it is part of the page's transaction. It is
+    spelled by hand, so it names the deployment's schema itself (``qualified``).
     """
     if not rows:
         return
@@ -177,7 +181,7 @@ def _bulk_insert(
         raw.cursor() as cursor,
         cursor.copy(
             sql.SQL("COPY {} ({}) FROM STDIN").format(
-                sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
+                qualified(conn, table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
             )
         ) as copy,
     ):

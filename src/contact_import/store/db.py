@@ -12,14 +12,17 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.schema import CreateSchema
 
 from contact_import.errors import ConfigError
+from contact_import.store.namespace import db_schema, lock_seed
 from contact_import.store.pooler import (
     PoolerSetting,
     detect_pooler,
     resolve_pooler,
     without_pooler_flag,
 )
+from contact_import.store.row_security import apply_contacts_read_policy
 
 __all__ = [
     "create_db_engine",
@@ -81,21 +84,35 @@ def database_answers(engine: Engine) -> bool:
     return True
 
 
-def create_db_engine(raw_url: str, *, pool_size: int = 5, pooler: PoolerSetting = "auto") -> Engine:
+def create_db_engine(
+    raw_url: str,
+    *,
+    pool_size: int = 5,
+    pooler: PoolerSetting = "auto",
+    schema: str | None = None,
+) -> Engine:
     """An engine with the per-backend settings the job queue relies on.
 
     ``pooler`` is ``DATABASE_POOLER``: what sits between us and Postgres (``auto``: ask the
-    URL, see ``detect_pooler``).
+    URL, see ``detect_pooler``). ``schema`` is ``DATABASE_SCHEMA`` (Postgres only: see
+    ``store.namespace``).
     """
     parsed = _parse_database_url(raw_url, "DATABASE_URL")
     mode = resolve_pooler(parsed, pooler)
     url = without_pooler_flag(parsed)
     if url.get_backend_name() == "sqlite":
+        if schema:
+            raise ConfigError(
+                "DATABASE_SCHEMA is for PostgreSQL; with SQLite give each deployment its own "
+                "database file instead"
+            )
         return _sqlite_engine(url)
-    return _postgres_engine(url, pool_size, transaction_pooled=mode == "transaction")
+    return _postgres_engine(url, pool_size, transaction_pooled=mode == "transaction", schema=schema)
 
 
-def _postgres_engine(url: URL, pool_size: int, *, transaction_pooled: bool) -> Engine:
+def _postgres_engine(
+    url: URL, pool_size: int, *, transaction_pooled: bool, schema: str | None
+) -> Engine:
     connect_args: dict[str, Any] = {}
     if transaction_pooled:
         # Each transaction may run on another server connection, shared with other clients:
@@ -106,12 +123,16 @@ def _postgres_engine(url: URL, pool_size: int, *, transaction_pooled: bool) -> E
         # transaction); LISTEN goes elsewhere (``listen_url``).
         connect_args["prepare_threshold"] = None
         log.info("DATABASE_URL is a transaction pooler: server-side prepared statements off")
+    # Our tables are declared without a schema; this puts every statement SQLAlchemy
+    # compiles, DDL included, in DATABASE_SCHEMA. Not search_path: poolers refuse `options`.
+    options = {"schema_translate_map": {None: schema}} if schema else {}
     return create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
         connect_args=connect_args,
+        execution_options=options,
     )
 
 
@@ -185,12 +206,36 @@ def _sqlite_engine(url: URL) -> Engine:
     return engine
 
 
-def upgrade_database(engine: Engine) -> None:
-    """Run the Alembic migrations to head; safe when several processes start at once."""
+def upgrade_database(engine: Engine, *, contacts_read_policy: bool = False) -> None:
+    """Run the Alembic migrations to head; safe when several processes start at once.
+
+    With ``DATABASE_SCHEMA`` the schema is created first if missing, and Alembic's version
+    table lives in it too. ``contacts_read_policy`` (``SUPABASE_CONTACTS_POLICY``) then
+    creates or replaces Supabase's read policy on ``contacts``; without it an existing policy
+    is left as it is (see ``store.row_security``).
+    """
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     with engine.begin() as conn:
         if is_postgres(conn):
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_ID})
+            # One lock per schema: deployments in other schemas migrate on their own.
+            key = _MIGRATION_LOCK_ID ^ lock_seed(conn)
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+            if (schema := db_schema(conn)) is not None:
+                _enter_schema(conn, schema)
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
+        if contacts_read_policy:
+            apply_contacts_read_policy(conn)
+
+
+def _enter_schema(conn: Connection, schema: str) -> None:
+    """Create the schema if missing and make it the only one this transaction searches.
+
+    Alembic's ALTER TABLE and DROP INDEX do not apply the engine's schema_translate_map, nor
+    would a migration's hand-written SQL. SET LOCAL ends with the migration's transaction,
+    so it is fine behind a transaction pooler, and nothing else ever sets search_path.
+    """
+    conn.execute(CreateSchema(schema, if_not_exists=True))
+    quoted = conn.dialect.identifier_preparer.quote_identifier(schema)
+    conn.execute(text(f"SET LOCAL search_path TO {quoted}"))

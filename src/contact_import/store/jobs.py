@@ -33,6 +33,7 @@ from contact_import.store.job_rows import (
     db_now,
     new_worker_name,
 )
+from contact_import.store.namespace import db_schema, notify_channel
 from contact_import.store.notifications import NOTIFY_CHANNEL, notify_job
 
 __all__ = [
@@ -85,6 +86,11 @@ class JobStore:
         self.engine = engine
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
+
+    @property
+    def notify_channel(self) -> str:
+        """Where this deployment's jobs are announced (its schema's channel): LISTEN here."""
+        return notify_channel(db_schema(self.engine))
 
     # -- creating and reading -------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, delete, func, insert, select, update
 
 from contact_import.store.db import is_postgres
+from contact_import.store.namespace import lock_seed
 from contact_import.store.schema import oauth_states
 
 __all__ = [
@@ -68,7 +69,8 @@ def save_state(engine: Engine, new: NewState) -> None:
         if is_postgres(conn):
             # Serializes one user's starts for a provider, so concurrent starts cannot all keep
             # their state past the limit. SQLite's BEGIN IMMEDIATE already serializes writers.
-            key = func.hashtextextended(f"oauth-states:{new.provider}:{new.user_id}", 0)
+            name = f"oauth-states:{new.provider}:{new.user_id}"
+            key = func.hashtextextended(name, lock_seed(conn))
             conn.execute(select(func.pg_advisory_xact_lock(key)))
         # Delete first, then insert: the new state is never the one that goes.
         conn.execute(delete(oauth_states).where(*mine, c.state_hash.not_in(newest_live)))

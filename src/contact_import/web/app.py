@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
@@ -19,12 +20,14 @@ from contact_import.runner.worker import Worker
 from contact_import.runtime import Runtime
 from contact_import.settings import Settings
 from contact_import.store.db_errors import translate_db_error
+from contact_import.web import deps
+from contact_import.web.bearer import BearerVerifier, checked_user_id
 from contact_import.web.pages import status as status_pages
 from contact_import.web.problems import install_problem_handlers
 from contact_import.web.routes import contacts, cron, imports, ops
 from contact_import.web.supervision import InProcessWorker
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "lifespan_of"]
 
 log = logging.getLogger("contact_import.web")
 
@@ -35,12 +38,20 @@ def create_app(
     runtime: Runtime | None = None,
     run_worker: bool = False,
     on_worker_stopped: Callable[[str], None] | None = None,
+    bearer: BearerVerifier | None = None,
+    current_user: Callable[..., Any] | None = None,
 ) -> FastAPI:
     """The API and the status page. ``run_worker`` also imports in this process (`serve`).
 
     Pass ``runtime`` to share one (tests); otherwise it is built when the app starts. If the
     in-process worker stops on its own, /healthz answers 503 and ``on_worker_stopped`` is
     called with the reason (`serve` exits non-zero then, for its supervisor to restart it).
+    ``bearer`` verifies users' JWTs (default: as the settings say, see ``web.bearer``).
+
+    To mount the API in an app of your own (README "Mounting it in a FastAPI app"): pass
+    ``current_user``, a FastAPI dependency of that app returning the signed-in user's id
+    (it replaces the bearer JWT), set PUBLIC_BASE_URL to where it is mounted, mount the
+    returned app there, and enter ``lifespan_of(it)`` in your app's lifespan.
     """
     settings.require_secrets("token_encryption_key", "cron_secret", "jwt_secret")
 
@@ -67,6 +78,9 @@ def create_app(
         redirect_slashes=False,
     )
     app.state.runtime_holder = holder
+    app.state.bearer = bearer or BearerVerifier.from_settings(settings)
+    if current_user is not None:
+        app.dependency_overrides[deps.current_user] = _host_user(current_user)
     app.state.in_process_worker = None
     install_problem_handlers(app)
     _install_outage_handlers(app)
@@ -81,6 +95,23 @@ def create_app(
     for module in (cron, imports, contacts, ops, status_pages):
         app.include_router(module.router)
     return app
+
+
+def lifespan_of(app: FastAPI) -> AbstractAsyncContextManager[Any]:
+    """What ``app`` (from ``create_app``) does at startup and shutdown, for the lifespan of an
+    app that mounts it: Starlette does not run a mounted app's lifespan by itself."""
+    return app.router.lifespan_context(app)
+
+
+def _host_user(dependency: Callable[..., Any]) -> Callable[..., str]:
+    """The host app's ``current_user``, with the user id checked as a token's ``sub`` is."""
+
+    # A default, not Annotated[..., Depends(dependency)]: with postponed annotations FastAPI
+    # would look ``dependency`` up in the module's globals, where this closure's is not.
+    def host_user(user_id: object = Depends(dependency)) -> str:
+        return checked_user_id(user_id, source="the signed-in")
+
+    return host_user
 
 
 def _install_outage_handlers(app: FastAPI) -> None:

@@ -7,6 +7,7 @@ says nothing about the internals (and is logged with its traceback).
 from __future__ import annotations
 
 import logging
+from typing import ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,6 +31,7 @@ log = logging.getLogger("contact_import.web")
 
 class ApiProblem(Exception):
     status_code = 400
+    headers: ClassVar[dict[str, str]] = {}
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -60,8 +62,8 @@ def _json(status: int, message: str, headers: dict[str, str] | None = None) -> J
 
 async def _problem(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiProblem)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-    return _json(exc.status_code, exc.message, headers)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else exc.headers
+    return _json(exc.status_code, exc.message, headers or None)
 
 
 async def _domain(_request: Request, exc: Exception) -> JSONResponse:

@@ -48,31 +48,31 @@ def page_headers(*, form_targets: Iterable[str] = ()) -> dict[str, str]:
     }
 
 
-def status_page(job: JobOut, progress_url: str) -> str:
-    """The live status page of ``job``; its script polls ``progress_url``."""
-    return _fill("status.html", _status_text(job, progress_url), _bar_markup(job))
+def status_page(job: JobOut, progress_url: str, *, base: str = "") -> str:
+    """The live status page of ``job``; its script polls ``progress_url``. ``base``: the path
+    the routes are mounted at (``Settings.mount_path``), before every link."""
+    return _fill("status.html", _status_text(job, progress_url), _bar_markup(job), base)
 
 
-def home_page(*, default_contacts: int, max_contacts: int) -> str:
+def home_page(*, default_contacts: int, max_contacts: int, base: str = "") -> str:
     """The development home page: start a sandbox import with any of the providers."""
     text = {
         "default_contacts": str(default_contacts),
         "max_contacts": str(max_contacts),
-        "start_url": _dev_start_url(PROVIDER_NAMES[0]),
+        "start_url": _dev_start_url(base, PROVIDER_NAMES[0]),
     }
-    return _fill(
-        "home.html", text, {"buttons": "\n      ".join(map(_start_button, PROVIDER_NAMES))}
-    )
+    buttons = "\n      ".join(_start_button(base, name) for name in PROVIDER_NAMES)
+    return _fill("home.html", text, {"buttons": buttons}, base)
 
 
-def _dev_start_url(provider: str) -> str:
-    return f"/dev/start/{provider}"
+def _dev_start_url(base: str, provider: str) -> str:
+    return f"{base}/dev/start/{provider}"
 
 
-def _start_button(provider: str) -> str:
+def _start_button(base: str, provider: str) -> str:
     """One provider's button of the home page's form (registry names and labels, escaped)."""
     name, label = html.escape(provider, quote=True), html.escape(provider_label(provider))
-    url = html.escape(_dev_start_url(provider), quote=True)
+    url = html.escape(_dev_start_url(base, provider), quote=True)
     button = f'<button id="start-{name}" type="submit" formaction="{url}">'
     return f"{button}Import from {label}</button>"
 
@@ -123,19 +123,19 @@ def _bar_markup(job: JobOut) -> dict[str, str]:
     }
 
 
-def _fill(name: str, text: Mapping[str, str], trusted_markup: Mapping[str, str]) -> str:
+def _fill(name: str, text: Mapping[str, str], trusted_markup: Mapping[str, str], base: str) -> str:
     """``templates/<name>`` with ``text`` escaped, ``trusted_markup`` as is, and asset URLs."""
     values = {key: html.escape(value, quote=True) for key, value in text.items()}
     return Template(template(name)).substitute(
         values,
         **trusted_markup,
-        css_url=_asset_url("status.css"),
-        js_url=_asset_url("status.js"),
-        icon_url=_asset_url("favicon.svg"),
+        css_url=_asset_url(base, "status.css"),
+        js_url=_asset_url(base, "status.js"),
+        icon_url=_asset_url(base, "favicon.svg"),
     )
 
 
-def _asset_url(name: str) -> str:
+def _asset_url(base: str, name: str) -> str:
     asset = find_asset(name)
     assert asset is not None, name  # the names are constants of this package
-    return html.escape(asset.url, quote=True)
+    return html.escape(base + asset.url, quote=True)

@@ -76,8 +76,9 @@ def progress(job_id: UUID, rt: Rt, response: Response, token: Token = "") -> Job
 def status(job_id: UUID, rt: Rt, token: Token = "") -> HTMLResponse:
     """The job's live status page (HTML), where the OAuth callback sends the browser."""
     job = _authorized_job(rt, job_id, token)
-    feed = f"/imports/{job_id}/progress?token={quote(token, safe='')}"
-    return HTMLResponse(status_page(job, feed), headers=page_headers())
+    base = rt.settings.mount_path
+    feed = f"{base}/imports/{job_id}/progress?token={quote(token, safe='')}"
+    return HTMLResponse(status_page(job, feed, base=base), headers=page_headers())
 
 
 @router.get(STATIC_PREFIX + "/{name}", include_in_schema=False)
@@ -104,7 +105,11 @@ def _asset_headers(asset: Asset, *, versioned: bool) -> dict[str, str]:
 def home(rt: Rt) -> HTMLResponse:
     """Development only: buttons that start a sandbox import; 404 otherwise."""
     _require_dev_mode(rt.settings)
-    page = home_page(default_contacts=_DEFAULT_CONTACTS, max_contacts=_MAX_CONTACTS)
+    page = home_page(
+        default_contacts=_DEFAULT_CONTACTS,
+        max_contacts=_MAX_CONTACTS,
+        base=rt.settings.mount_path,
+    )
     return HTMLResponse(page, headers=page_headers(form_targets=_authorize_origins(rt.settings)))
 
 

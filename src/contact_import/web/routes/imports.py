@@ -95,7 +95,8 @@ def callback(
         raise ApiProblem("code and state are required")
     nonce = read_flow_cookie(request, state)
     job = rt.connections.complete_in_browser(provider, code=code, state=state, browser_nonce=nonce)
-    response = RedirectResponse(status_page_url(rt, job.id), status_code=303)
+    status_page = rt.settings.mount_path + status_page_url(rt, job.id)
+    response = RedirectResponse(status_page, status_code=303)
     clear_flow_cookie(response, rt.settings, provider, state)
     return response
 
@@ -126,6 +127,7 @@ def _forward_url(return_url: str, params: dict[str, str | None]) -> str:
 
 
 def status_page_url(rt: Rt, job_id: UUID) -> str:
+    """The job's status page with its signed link, below where the routes are mounted."""
     return f"/imports/{job_id}?token={sign_job_link(link_secret(rt), job_id)}"
 
 
