@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from contact_import.sandbox.dirty import has_no_id
+from contact_import.sandbox.folder_tree import ROOT_ID
 from contact_import.sandbox.listing import Listing, listing_people, query_boolean
 from contact_import.sandbox.state import Admitted, WireJSONResponse
 
@@ -72,6 +73,8 @@ async def list_contacts(request: Request, admitted: Admitted) -> Response:
         return graph_error(400, exc.code, str(exc))
     stall = admitted.fires(admitted.account.faults.empty_page_every)
     people = await listing_people(admitted, Listing(admitted.account.changes.version))
+    # /me/contacts is the default Contacts folder only
+    people = admitted.account.folders.filed_in(people, ROOT_ID)
     page = _contacts_page(people, query, request, admitted.account.id, stall=stall)
     return WireJSONResponse(page)
 
