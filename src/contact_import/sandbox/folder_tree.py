@@ -19,10 +19,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ROOT_ID", "Folder", "FolderTree"]
+__all__ = ["NESTED_FOLDERS", "ROOT_ID", "Folder", "FolderTree"]
 
 ROOT_ID = "AAMkDefaultContactsFolder"  # the default Contacts folder's own id ("contacts")
 MAX_FOLDERS = 1000
+# The demo's spread (login hint ``folders:nested``): three levels, two empty folders.
+NESTED_FOLDERS = {
+    "Work": 3, "Work/Clients": 2, "Work/Clients/Europe": 1, "Work/Old": 0,
+    "Family": 1, "Clubs": 0, "Clubs/Chess": 1,
+}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
