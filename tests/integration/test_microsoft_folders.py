@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +19,8 @@ from contact_import.errors import CursorExpired, RequestRejected
 from contact_import.providers.base import ContactPage
 from contact_import.providers.graph_folders import DEFAULT_FOLDER, decode_sync_state
 from contact_import.providers.microsoft import MicrosoftContactsSource
-from contact_import.runner.importer import ImportBudget, Outcome
+from contact_import.runner.importer import ImportBudget, Importer, Outcome
+from contact_import.runner.tick import run_tick
 from contact_import.runtime import Runtime
 from contact_import.sandbox.accounts import Account
 from contact_import.sandbox.folder_tree import ROOT_ID, FolderTree
@@ -28,6 +30,7 @@ from contact_import.settings import Settings
 from contact_import.store.jobs import Job
 from contact_import.store.schema import contacts
 from tests.helpers import Counts, assert_consistent, drain, queue_import, stored_state
+from tests.integration.test_import_flow import _Crash, _crashing_after
 
 # Three levels (Work/Team/Core), an empty leaf (Work/Empty), an empty parent of a full child
 # (Archive), and the default folder (weight 1) beside them.
@@ -347,3 +350,29 @@ def test_ticks_that_stop_mid_folder_resume_with_exact_counts(
         assert_consistent(rt.engine, done, BOOK)
         links = decode_sync_state(rt.grants.get(done.grant_id).sync_token)
         assert len(links) == len(FOLDERS) + 1  # every folder's delta link, for next time
+
+
+def test_a_worker_that_dies_mid_folder_is_resumed_from_its_checkpoint(
+    settings_for: Callable[..., Settings], sandbox: RunningSandbox
+) -> None:
+    with Runtime.build(settings_for(lease_seconds=0.5, page_size=40)) as rt:
+        reference = queue_folder_import(rt, sandbox, "ref", folder_account(sandbox, seed=25))
+        drain(rt)
+        job = queue_folder_import(rt, sandbox, "jo", folder_account(sandbox, seed=25))
+        crashing = Importer(
+            rt.engine, rt.jobs, _crashing_after(20, rt.importer._sources),
+            lease_seconds=0.5, default_region="US", grants=rt.grants, metrics=rt.metrics,
+        )  # fmt: skip
+        (claimed,) = rt.jobs.claim("doomed", 1).jobs
+        with pytest.raises(_Crash):
+            crashing.run(claimed, budget=ImportBudget())
+        stuck = rt.jobs.get(job.id)
+        assert stuck.pages_done == 20
+        at = json.loads(stuck.page_cursor or "")["at"]
+        assert at[0] != DEFAULT_FOLDER  # it died in another folder
+        time.sleep(0.6)  # the lease runs out
+        run_tick(rt.jobs, rt.importer, metrics=rt.metrics, budget_seconds=60, max_jobs=1)
+        done = rt.jobs.get(job.id)
+        assert done.attempts == 2
+        assert Counts.of(done) == Counts.of(rt.jobs.get(reference.id))
+        assert_consistent(rt.engine, done, BOOK)
