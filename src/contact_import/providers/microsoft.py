@@ -29,6 +29,7 @@ sent in the ``Authorization`` header only and never appears in a message or a lo
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import replace
 from functools import cached_property
@@ -153,12 +154,12 @@ class MicrosoftContactsSource(ApiContactSource):
     def _other_folders(self) -> tuple[Stop, ...]:
         """Every contact folder but the default one, parents before their children, each with
         the delta link the last import kept for it (a folder new since then: none)."""
-        found: list[str] = []
-        parents: list[str | None] = [None]  # None: the default folder, /me/contactFolders
+        found: dict[str, None] = {}  # ordered, and a folder is looked up in O(1)
+        parents: deque[str | None] = deque([None])  # None: the default folder's children
         while parents:
-            for folder in self._child_folders(parents.pop(0)):
+            for folder in self._child_folders(parents.popleft()):
                 if folder not in found and folder != DEFAULT_FOLDER:
-                    found.append(folder)
+                    found[folder] = None
                     parents.append(folder)
             if len(found) > MAX_FOLDERS:
                 raise RequestRejected(f"Microsoft lists more than {MAX_FOLDERS} contact folders")

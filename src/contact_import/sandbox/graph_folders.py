@@ -12,14 +12,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
 from contact_import.sandbox.folder_tree import ROOT_ID, Folder
-from contact_import.sandbox.graph import BadQuery, graph_error
+from contact_import.sandbox.graph import (
+    DEFAULT_TOP,
+    MAX_TOP,
+    BadQuery,
+    graph_error,
+    integer_option,
+    skip_link,
+)
 from contact_import.sandbox.state import Admitted, WireJSONResponse
 
 __all__ = ["CHILD_FOLDERS_PATH", "FOLDERS_PATH", "NO_SUCH_FOLDER", "list_folders"]
@@ -28,8 +34,6 @@ FOLDERS_PATH = "/v1.0/me/contactFolders"
 CHILD_FOLDERS_PATH = FOLDERS_PATH + "/{folder}/childFolders"
 NO_SUCH_FOLDER = "The specified object was not found in the store."
 _PROPERTIES = ("id", "displayName", "parentFolderId")
-_DEFAULT_TOP = 10
-_MAX_TOP = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,19 +50,10 @@ class _Query:
                 message = f"Could not find a property named '{name}' on type "
                 raise BadQuery(message + "'microsoft.graph.contactFolder'.", "BadRequest")
         return cls(
-            _count(params, "$top", _DEFAULT_TOP, 1, _MAX_TOP),
-            _count(params, "$skip", 0, 0, None),
+            integer_option(params, "$top", DEFAULT_TOP, low=1, high=MAX_TOP),
+            integer_option(params, "$skip", 0, low=0, high=None),
             select,
         )
-
-
-def _count(params: QueryParams, name: str, default: int, low: int, high: int | None) -> int:
-    text = params.get(name)
-    if text is None:
-        return default
-    if not text.isdigit() or int(text) < low or (high is not None and int(text) > high):
-        raise BadQuery(f"Invalid {name} value: '{text}'.")
-    return int(text)
 
 
 async def list_folders(request: Request, admitted: Admitted) -> Response:
@@ -79,7 +74,7 @@ async def list_folders(request: Request, admitted: Admitted) -> Response:
         "value": [_wire(folder, query.select) for folder in folders[query.skip : end]],
     }
     if end < len(folders):
-        body["@odata.nextLink"] = _next_link(request, end)
+        body["@odata.nextLink"] = skip_link(request, end)
     return WireJSONResponse(body)
 
 
@@ -91,8 +86,3 @@ def _wire(folder: Folder, select: tuple[str, ...]) -> dict[str, Any]:
 def _context(request: Request, user_id: str, parent: str | None) -> str:
     base = f"{request.base_url}v1.0/$metadata#users('{user_id}')/contactFolders"
     return base if parent is None else f"{base}('{parent}')/childFolders"
-
-
-def _next_link(request: Request, skip: int) -> str:
-    pairs = [(k, v) for k, v in request.query_params.multi_items() if k != "$skip"]
-    return str(request.url.replace(query=urlencode([*pairs, ("$skip", str(skip))])))
