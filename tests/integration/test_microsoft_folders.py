@@ -28,7 +28,7 @@ from contact_import.sandbox.graph import graph_contact_id
 from contact_import.sandbox.server import RunningSandbox
 from contact_import.settings import Settings
 from contact_import.store.jobs import Job
-from contact_import.store.schema import contacts
+from contact_import.store.schema import contacts, imported_contacts
 from tests.helpers import Counts, assert_consistent, drain, queue_import, stored_state
 from tests.integration.test_import_flow import _Crash, _crashing_after
 
@@ -247,6 +247,20 @@ def match_keys(rt: Runtime, user_id: str) -> set[str]:
         return {key for (keys,) in rows for key in keys}
 
 
+def were_empty(rt: Runtime, job: Job, resource_names: list[str]) -> int:
+    """How many of these people ``job`` skipped as empty: an edit (a new email) creates them."""
+    ids = [graph_contact_id(name) for name in resource_names]
+    with rt.engine.connect() as conn:
+        rows = conn.execute(
+            select(imported_contacts.c.provider_contact_id).where(
+                imported_contacts.c.import_job_id == job.id,
+                imported_contacts.c.provider_contact_id.in_(ids),
+                imported_contacts.c.detail == "no name, email or phone",
+            )
+        )
+        return len(rows.all())
+
+
 def reimport(rt: Runtime, job: Job) -> Job:
     again, created = rt.jobs.create(job.user_id, "microsoft", job.grant_id)
     assert created
@@ -293,9 +307,10 @@ def test_an_incremental_import_brings_exactly_the_changes_of_each_folder(
     }
 
     second = reimport(runtime, first)
-    assert (second.processed_contacts, second.created_contacts) == (15, 5)
-    assert (second.updated_contacts, second.skipped_contacts) == (6, 4)
-    assert stored_state(runtime.engine, "gus", second.id).contacts == before + 5
+    empty = were_empty(runtime, first, edited["modified"])
+    assert (second.processed_contacts, second.created_contacts) == (15, 5 + empty)
+    assert (second.updated_contacts, second.skipped_contacts) == (6 - empty, 4)
+    assert stored_state(runtime.engine, "gus", second.id).contacts == before + 5 + empty
     assert runtime.grants.get(first.grant_id).sync_token != old_token
 
 
@@ -320,6 +335,26 @@ def test_a_folder_added_between_imports_is_listed_in_full(
     links = decode_sync_state(runtime.grants.get(first.grant_id).sync_token)
     assert new not in links
     assert folder_id(sandbox, token, "Work") in links
+
+
+def test_expired_delta_links_list_every_folder_again_counting_each_contact_once(
+    runtime: Runtime, sandbox: RunningSandbox
+) -> None:
+    token = folder_account(sandbox, size=700, seed=26)
+    first = queue_folder_import(runtime, sandbox, "kim", token)
+    drain(runtime)
+    changed = sandbox.state.change_book(token, modified=5, added=7, deleted=3, seed=2)
+    account_of(sandbox, token).faults.expire_sync_tokens = True  # every folder's link: 410
+
+    second = reimport(runtime, first)
+    live = 700 - 3 + 7
+    empty = were_empty(runtime, first, changed["modified"])
+    assert empty == 1  # this seed edits one empty contact: it is created, not updated
+    assert second.processed_contacts == second.total_contacts == live
+    assert (second.created_contacts, second.updated_contacts) == (7 + empty, 5 - empty)
+    assert second.skipped_contacts == live - 12
+    links = decode_sync_state(runtime.grants.get(first.grant_id).sync_token)
+    assert len(links) == len(FOLDERS) + 1  # fresh links for next time
 
 
 def tick_pages(rt: Runtime, pages: int) -> Outcome:
