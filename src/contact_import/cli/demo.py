@@ -61,7 +61,9 @@ def demo(
             )
             console.print(f"sandbox: {sandbox.base_url}   database: {settings.database_url}")
             with runtime(settings, migrate=True) as rt:
-                job = _connect(rt, provider, f"contacts:{contacts_count},seed:{seed}")
+                # A Microsoft book is spread over nested Outlook folders, as real ones are.
+                folders = ",folders:nested" if provider == "microsoft" else ""
+                job = _connect(rt, provider, f"contacts:{contacts_count},seed:{seed}{folders}")
                 elapsed, job = _run_with_progress(rt, job)
                 stored = count_contacts(rt.engine, DEMO_USER)
     _print_summary(job, elapsed, stored)

@@ -21,7 +21,12 @@ import httpx
 from contact_import.errors import ContactImportError
 from contact_import.providers.base import ContactPage
 from contact_import.providers.classify import ErrorBody, api_rules, classify_response
-from contact_import.providers.http import RetryPolicy, get_with_retries, json_object
+from contact_import.providers.http import (
+    ErrorForResponse,
+    RetryPolicy,
+    get_with_retries,
+    json_object,
+)
 
 __all__ = ["MAX_PAGE_SIZE", "ApiContactSource"]
 
@@ -70,17 +75,23 @@ class ApiContactSource(ABC):
         """Headers the API wants on every call besides the token (none unless overridden)."""
         return {}
 
-    def _get_json(self, url: str, params: Mapping[str, str] | None) -> dict[str, Any]:
+    def _get_json(
+        self,
+        url: str,
+        params: Mapping[str, str] | None,
+        errors: ErrorForResponse | None = None,
+    ) -> dict[str, Any]:
         """GET ``url`` with retries; the 2xx body as a JSON object, else one of our errors.
 
-        ``params`` None sends ``url`` exactly as given (a provider's next-page link, say).
+        ``params`` None sends ``url`` exactly as given (a provider's next-page link, say);
+        ``errors`` replaces ``error_for_response`` for this call.
         """
         response = get_with_retries(
             self._client,
             url,
             api_name=self.api_name,
             headers=self._headers,
-            error_for_response=self.error_for_response,
+            error_for_response=errors or self.error_for_response,
             policy=self._policy,
             params=params,
         )

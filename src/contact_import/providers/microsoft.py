@@ -1,18 +1,26 @@
 """Microsoft Graph: the signed-in user's Outlook contacts, one page of a contact delta at a time.
 
-Every listing goes through change tracking on the default Contacts folder
+Every listing goes through change tracking, folder by folder: first the default Contacts folder
 (``GET /me/contactFolders/contacts/contacts/delta``, the well-known name of the folder
-``/me/contacts`` lists): a full listing ends with an ``@odata.deltaLink``, and a later source
-given that link lists only what changed since (deleted contacts come back as ``@removed``
-entries). Delta takes no ``$top`` or ``$count``: the page size goes in ``Prefer:
-odata.maxpagesize``, and a full listing has no total. A link Graph no longer honours answers 410
+``/me/contacts`` lists), then every other contact folder, child folders included
+(``GET /me/contactFolders`` and ``/me/contactFolders/{id}/childFolders``, paged by
+``@odata.nextLink``, listed when the default folder is done), each through
+``/me/contactFolders/{id}/contacts/delta``. Each folder's round ends with its own
+``@odata.deltaLink``; the sync token of the listing holds them all and a later source given it
+lists only what changed since in each folder (deleted contacts come back as ``@removed``
+entries), and a folder new since then in full. A folder that answers 404 is gone: it is left
+out (Graph deleted its contacts with it; we never delete an imported contact, as for any
+``@removed`` one). How the walk is written into the cursor and the token: ``graph_folders``.
+
+Delta takes no ``$top`` or ``$count``: the page size goes in ``Prefer: odata.maxpagesize``,
+and a full listing has no total. A link Graph no longer honours answers 410
 (or ``syncStateNotFound``): ``CursorExpired``, list again from the start.
 
-The cursor is Graph's ``@odata.nextLink``, an absolute URL followed exactly as Graph sent it
-(Graph: "do not try to extract the $skiptoken or $skip value"); the delta link is followed the
-same way. Since our bearer token goes with them, a link to any origin but the configured API
-URL's is refused, whether it arrives in a body or comes back from the database. A page may be
-empty and still have a next link.
+Within a folder the cursor holds Graph's ``@odata.nextLink``, an absolute URL followed exactly
+as Graph sent it (Graph: "do not try to extract the $skiptoken or $skip value"); delta links
+are followed the same way. Since our bearer token goes with them, a link to any origin but the
+configured API URL's is refused, whether it arrives in a body or comes back from the database.
+A page may be empty and still have a next link.
 
 Every failure leaves this module as a ``contact_import.errors`` exception, never an httpx one;
 rate limits, 5xx and network errors are first retried by ``providers.http``. The access token is
@@ -21,9 +29,12 @@ sent in the ``Authorization`` header only and never appears in a message or a lo
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
+from dataclasses import replace
 from functools import cached_property
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -33,10 +44,25 @@ from contact_import.domain.contact import (
     StandInIds,
     unidentified_contact,
 )
-from contact_import.errors import CursorExpired, MalformedResponse, RequestRejected
+from contact_import.errors import (
+    ContactImportError,
+    CursorExpired,
+    MalformedResponse,
+    ProviderError,
+    RequestRejected,
+)
 from contact_import.providers.api_source import ApiContactSource
 from contact_import.providers.base import ContactPage
 from contact_import.providers.classify import ErrorBody
+from contact_import.providers.graph_folders import (
+    DEFAULT_FOLDER,
+    FolderWalk,
+    Stop,
+    decode_cursor,
+    decode_sync_state,
+    encode_cursor,
+    encode_sync_state,
+)
 from contact_import.providers.wire import text
 
 __all__ = [
@@ -45,12 +71,17 @@ __all__ = [
     "contact_to_incoming",
     "error_for_response",
     "parse_contacts",
+    "parse_folder_ids",
 ]
 
 CONTACT_FIELDS = (
     "id,displayName,givenName,surname,emailAddresses,businessPhones,homePhones,mobilePhone"
 )
-DELTA_PATH = "/v1.0/me/contactFolders/contacts/contacts/delta"
+FOLDER_FIELDS = "id,displayName,parentFolderId"
+FOLDERS_PATH = "/v1.0/me/contactFolders"
+FOLDER_DELTA_PATH = FOLDERS_PATH + "/{folder}/contacts/delta"
+DELTA_PATH = FOLDER_DELTA_PATH.format(folder=DEFAULT_FOLDER)
+MAX_FOLDERS = 10_000  # a bound on the walk (a mailbox has a few; a cycle cannot grow past it)
 # Graph's codes are not consistently cased ("TooManyRequests", "activityLimitReached"): all
 # comparisons are on lowercase codes, found anywhere in the innerError chain.
 _THROTTLE_CODES = frozenset(
@@ -61,29 +92,94 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class MicrosoftContactsSource(ApiContactSource):
-    """A ``ContactSource`` over the contact delta of the default Contacts folder.
+    """A ``ContactSource`` over the contact deltas of every contact folder.
 
-    ``sync_token``: the ``@odata.deltaLink`` of an earlier listing; None lists everything.
+    ``sync_token``: what the last page of an earlier listing handed out (each folder's
+    ``@odata.deltaLink``, see ``graph_folders``); None lists everything.
     """
 
     label = "Microsoft"
     api_name = "Microsoft Graph"
     path = DELTA_PATH
 
-    def fetch_page(self, cursor: str | None) -> ContactPage:
-        """Fetch the page at ``cursor``: an ``@odata.nextLink``, or None for the first page.
+    @cached_property
+    def _state(self) -> dict[str, str]:
+        """Each folder's stored delta link (read on the first fetch: CursorExpired there lists
+        everything again)."""
+        return decode_sync_state(self._sync_token)
 
-        The first page of a source given a delta link is the first page of changes since.
+    @cached_property
+    def _api(self) -> str:
+        return self._url.removesuffix(DELTA_PATH)
+
+    def fetch_page(self, cursor: str | None) -> ContactPage:
+        """Fetch the page at ``cursor`` (see ``graph_folders``), or None for the first page:
+        the default folder's, of changes since its stored delta link if there is one.
+
+        A folder that answers 404 is gone (deleted since it was listed): it is left out, and
+        the walk goes on with the next one in the same call.
         """
-        link = cursor or self._sync_token
-        if link:
-            self._require_our_origin(link)
-        params = None if link else {"$select": CONTACT_FIELDS}
-        page = parse_contacts(self._get_json(link or self._url, params))
+        walk = decode_cursor(cursor) if cursor else self._first_stop()
+        while True:
+            page = self._folder_page(walk.at)
+            if page is not None and page.next_cursor is not None:
+                return replace(page, next_cursor=encode_cursor(walk.further(page.next_cursor)))
+            found = None if walk.discovered else self._other_folders()
+            walk = walk.finished(page.sync_token if page else None, found)
+            if walk.over:
+                contacts = page.contacts if page else []
+                return ContactPage(contacts, sync_token=encode_sync_state(walk.done))
+            if page is not None:
+                return ContactPage(page.contacts, encode_cursor(walk), page.total)
+
+    def _first_stop(self) -> FolderWalk:
+        return FolderWalk(Stop(DEFAULT_FOLDER, self._state.get(DEFAULT_FOLDER)))
+
+    def _folder_page(self, stop: Stop) -> ContactPage | None:
+        """One delta page of ``stop``'s folder; None when that folder (not the default) is gone."""
+        if stop.link:
+            self._require_our_origin(stop.link)
+        url = stop.link or self._api + FOLDER_DELTA_PATH.format(folder=_segment(stop.folder))
+        params = None if stop.link else {"$select": CONTACT_FIELDS}
+        errors = self.error_for_response if stop.folder == DEFAULT_FOLDER else _gone_on_404
+        try:
+            page = parse_contacts(self._get_json(url, params, errors))
+        except _FolderGone:
+            return None
         for returned in (page.next_cursor, page.sync_token):
             if returned is not None:
                 self._require_our_origin(returned)
         return page
+
+    def _other_folders(self) -> tuple[Stop, ...]:
+        """Every contact folder but the default one, parents before their children, each with
+        the delta link the last import kept for it (a folder new since then: none)."""
+        found: dict[str, None] = {}  # ordered, and a folder is looked up in O(1)
+        parents: deque[str | None] = deque([None])  # None: the default folder's children
+        while parents:
+            for folder in self._child_folders(parents.popleft()):
+                if folder not in found and folder != DEFAULT_FOLDER:
+                    found[folder] = None
+                    parents.append(folder)
+            if len(found) > MAX_FOLDERS:
+                raise RequestRejected(f"Microsoft lists more than {MAX_FOLDERS} contact folders")
+        return tuple(Stop(folder, self._state.get(folder)) for folder in found)
+
+    def _child_folders(self, parent: str | None) -> list[str]:
+        """The ids of ``parent``'s child folders, every page of them; [] when it is gone."""
+        path = FOLDERS_PATH + ("" if parent is None else f"/{_segment(parent)}/childFolders")
+        link: str | None = self._api + path
+        params: dict[str, str] | None = {"$select": FOLDER_FIELDS, "$top": str(self._page_size)}
+        ids: list[str] = []
+        while link is not None:
+            self._require_our_origin(link)
+            try:
+                body = self._get_json(link, params, _gone_on_404)
+            except _FolderGone:
+                return []
+            ids += parse_folder_ids(body)
+            link, params = _link(body, "@odata.nextLink"), None
+        return ids
 
     @staticmethod
     def error_codes(error: dict[str, Any]) -> Iterator[str]:
@@ -126,6 +222,21 @@ class MicrosoftContactsSource(ApiContactSource):
 error_for_response = MicrosoftContactsSource.error_for_response
 
 
+class _FolderGone(ProviderError):
+    """A folder answered 404: deleted since it was listed (or since the last import)."""
+
+
+def _gone_on_404(response: httpx.Response, *, now: float) -> ContactImportError:
+    if response.status_code == 404:
+        return _FolderGone("the Microsoft contact folder is gone")
+    return error_for_response(response, now=now)
+
+
+def _segment(folder_id: str) -> str:
+    """A folder id as one path segment (Outlook ids may hold ``/`` or ``=``)."""
+    return quote(folder_id, safe="")
+
+
 def _origin_of(url: str) -> tuple[str, str, int | None]:
     try:
         parsed = httpx.URL(url)
@@ -153,6 +264,17 @@ def parse_contacts(body: dict[str, Any]) -> ContactPage:
         total=count if isinstance(count, int) and not isinstance(count, bool) else None,
         sync_token=delta_link,
     )
+
+
+def parse_folder_ids(body: dict[str, Any]) -> list[str]:
+    """The ids of the ``contactFolder`` objects of a folders or childFolders body."""
+    value = body.get("value", [])
+    if not isinstance(value, list):
+        raise MalformedResponse("Microsoft Graph sent a 'value' that is not a list")
+    ids = [folder.get("id") if isinstance(folder, dict) else None for folder in value]
+    if not all(isinstance(folder_id, str) and folder_id for folder_id in ids):
+        raise MalformedResponse("Microsoft Graph sent a contact folder without an id")
+    return [str(folder_id) for folder_id in ids]
 
 
 def _link(body: dict[str, Any], key: str) -> str | None:

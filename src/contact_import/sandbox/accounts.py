@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from contact_import.sandbox.changes import ChangeLog
+from contact_import.sandbox.folder_tree import FolderTree
 
 __all__ = ["Account", "Faults", "every_nth", "is_count"]
 
@@ -62,7 +63,12 @@ class Faults:
 
 @dataclass
 class Account:
-    """One fake user of the provider: a book spec, its faults, a request counter, its edits."""
+    """One fake user of the provider: a book spec, its faults, request counters, its edits, and
+    the Outlook folders its book is filed in.
+
+    ``requests`` counts contacts requests, ``folder_requests`` Graph's folder listings: apart,
+    so that listing folders does not move where an "every Nth request" fault falls.
+    """
 
     id: str
     size: int
@@ -70,6 +76,8 @@ class Account:
     faults: Faults = field(default_factory=Faults)
     requests: int = 0
     changes: ChangeLog = field(default_factory=ChangeLog, repr=False)
+    folders: FolderTree = field(default_factory=FolderTree, repr=False, compare=False)
+    folder_requests: int = 0
 
 
 def every_nth(every: int, number: int) -> bool:

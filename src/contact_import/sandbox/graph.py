@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from contact_import.sandbox.dirty import has_no_id
+from contact_import.sandbox.folder_tree import ROOT_ID
 from contact_import.sandbox.listing import Listing, listing_people, query_boolean
 from contact_import.sandbox.state import Admitted, WireJSONResponse
 
@@ -34,9 +35,11 @@ __all__ = [
     "GraphErrors",
     "graph_contact_id",
     "graph_error",
+    "integer_option",
     "list_contacts",
     "parse_select",
     "selected",
+    "skip_link",
     "to_graph_contact",
 ]
 
@@ -72,6 +75,8 @@ async def list_contacts(request: Request, admitted: Admitted) -> Response:
         return graph_error(400, exc.code, str(exc))
     stall = admitted.fires(admitted.account.faults.empty_page_every)
     people = await listing_people(admitted, Listing(admitted.account.changes.version))
+    # /me/contacts is the default Contacts folder only
+    people = admitted.account.folders.filed_in(people, ROOT_ID)
     page = _contacts_page(people, query, request, admitted.account.id, stall=stall)
     return WireJSONResponse(page)
 
@@ -104,14 +109,16 @@ class ContactsQuery:
     def parse(cls, params: QueryParams) -> ContactsQuery:
         """Read ``$top``, ``$skip``, ``$select`` and ``$count``; BadQuery names what is wrong."""
         return cls(
-            top=_integer(params, "$top", DEFAULT_TOP, low=1, high=MAX_TOP),
-            skip=_integer(params, "$skip", 0, low=0, high=None),
+            top=integer_option(params, "$top", DEFAULT_TOP, low=1, high=MAX_TOP),
+            skip=integer_option(params, "$skip", 0, low=0, high=None),
             select=parse_select(params.get("$select", "")),
             count=query_boolean(params, "$count", _bad_value),
         )
 
 
-def _integer(params: QueryParams, name: str, default: int, *, low: int, high: int | None) -> int:
+def integer_option(
+    params: QueryParams, name: str, default: int, *, low: int, high: int | None
+) -> int:
     text = params.get(name)
     if text is None:
         return default
@@ -155,11 +162,11 @@ def _contacts_page(
         body["@odata.count"] = len(people)
     body["value"] = [selected(to_graph_contact(p), query.select) for p in people[query.skip : end]]
     if stall or end < len(people):
-        body["@odata.nextLink"] = _link(request, end)
+        body["@odata.nextLink"] = skip_link(request, end)
     return body
 
 
-def _link(request: Request, skip: int) -> str:
+def skip_link(request: Request, skip: int) -> str:
     """This request's absolute URL with ``$skip`` set, encoded the way Graph's own links are."""
     pairs = [(k, v) for k, v in request.query_params.multi_items() if k != "$skip"]
     return str(request.url.replace(query=urlencode([*pairs, ("$skip", str(skip))])))

@@ -8,7 +8,9 @@ options are refused); a page may be empty and still have a next link; the first 
 every contact, a round started from a delta link only what changed since, a deleted contact as
 ``{"id", "@removed": {"reason": "deleted"}}``; a token the service no longer has answers 410.
 The folder is the well-known ``contacts`` (the default Contacts folder, what ``/me/contacts``
-lists).
+lists) or any folder's id (``graph_folders``); a round lists the people filed in that folder
+(``folder_tree``), and its tokens are valid for that folder only. An unknown or deleted folder
+answers 404 ``ErrorItemNotFound``, whatever the token.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from starlette.responses import Response
 
 from contact_import.sandbox.accounts import Account
 from contact_import.sandbox.changes import is_tombstone
+from contact_import.sandbox.folder_tree import ROOT_ID
 from contact_import.sandbox.graph import (
     DEFAULT_TOP,
     MAX_TOP,
@@ -62,23 +65,37 @@ class _SyncStateGone(Exception):
 
 async def contacts_delta(request: Request, admitted: Admitted) -> Response:
     """One page of a delta round, for a request ``state.admit`` let through."""
-    if request.path_params["folder"] != DEFAULT_FOLDER:
+    tree = admitted.account.folders
+    folder = tree.resolve(request.path_params["folder"])
+    if folder is None:
         return graph_error(404, "ErrorItemNotFound", _NO_SUCH_FOLDER)
+    kinds = _token_kinds(folder)
     try:
-        listing, select = _round(request.query_params, admitted)
+        listing, select = _round(request.query_params, admitted, kinds)
     except BadQuery as exc:
         return graph_error(400, exc.code, str(exc))
     except _SyncStateGone:
         return graph_error(410, "SyncStateNotFound", _SYNC_STATE_GONE)
     people = await listing_people(admitted, listing)
+    people = tree.filed_in(people, folder)
     size, applied = _page_size(request.headers)
     stall = admitted.fires(admitted.account.faults.empty_page_every)
-    body = _delta_page(people, _Page(listing, select, size, stall), request, admitted.account)
+    page = _Page(listing, select, size, stall, kinds)
+    body = _delta_page(people, page, request, admitted.account)
     answer = WireJSONResponse(body, headers=applied)
     return malformed_answer(admitted, bytes(answer.body)) or answer
 
 
-def _round(params: QueryParams, admitted: Admitted) -> tuple[Listing, tuple[str, ...]]:
+def _token_kinds(folder: str) -> tuple[str, str]:
+    """The (skip, delta) token kinds of ``folder``: a token answers for its own folder only."""
+    if folder == ROOT_ID:
+        return "skip", "delta"
+    return f"skip:{folder}", f"delta:{folder}"
+
+
+def _round(
+    params: QueryParams, admitted: Admitted, kinds: tuple[str, str]
+) -> tuple[Listing, tuple[str, ...]]:
     """Where this request is: a new full round, a page of a round, or a round of changes."""
     unsupported = sorted(set(params) - _TRACKING_OPTIONS)
     if unsupported:
@@ -89,14 +106,14 @@ def _round(params: QueryParams, admitted: Admitted) -> tuple[Listing, tuple[str,
         raise BadQuery(message, "ErrorInvalidUrlQuery")
     account = admitted.account
     if "$deltatoken" in params:
-        listing, select = _read(params["$deltatoken"], account, "delta")
+        listing, select = _read(params["$deltatoken"], account, kinds[1])
         if account.faults.expire_sync_tokens:
             raise _SyncStateGone
         return listing.changes_since_this(account), select
     if "$skiptoken" in params:
         if page_token_expires(admitted):
             raise _SyncStateGone
-        return _read(params["$skiptoken"], account, "skip")
+        return _read(params["$skiptoken"], account, kinds[0])
     return Listing(account.changes.version), parse_select(params.get("$select", ""))
 
 
@@ -126,6 +143,7 @@ class _Page:
     select: tuple[str, ...]
     size: int
     stall: bool
+    kinds: tuple[str, str]  # of its skip and delta tokens
 
 
 def _delta_page(
@@ -140,10 +158,10 @@ def _delta_page(
         "value": [_entry(person, page.select) for person in people[start:end]],
     }
     if next_offset is not None:
-        token = listing_token(account, "skip", listing.at(next_offset), select)
+        token = listing_token(account, page.kinds[0], listing.at(next_offset), select)
         body["@odata.nextLink"] = _link(request, "$skiptoken", token)
     else:
-        token = listing_token(account, "delta", Listing(listing.version), select)
+        token = listing_token(account, page.kinds[1], Listing(listing.version), select)
         body["@odata.deltaLink"] = _link(request, "$deltatoken", token)
     return body
 

@@ -25,6 +25,7 @@ import base64
 import binascii
 import re
 import secrets
+from collections.abc import Callable
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
@@ -34,6 +35,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from contact_import.sandbox.accounts import Account
+from contact_import.sandbox.folder_tree import NESTED_FOLDERS, FolderTree
 from contact_import.sandbox.oauth_store import OAuthStore, PendingCode, RefreshGrant
 from contact_import.sandbox.oauth_wire import (
     BAD_REQUEST,
@@ -127,6 +129,13 @@ def _check_authorize_params(params: QueryParams, dialect: Dialect) -> tuple[froz
     return scopes, challenge
 
 
+# ``folders:`` of a login hint: how the account's book is filed in Outlook folders.
+_SPREADS: dict[str | None, Callable[[], FolderTree | None]] = {
+    None: lambda: None,
+    "nested": lambda: FolderTree(NESTED_FOLDERS),
+}
+
+
 def _login_account(state: SandboxState, hint: str) -> Account:
     """The account ``login_hint`` names, or a new one it describes (no hint: the default)."""
     if not hint:
@@ -136,12 +145,14 @@ def _login_account(state: SandboxState, hint: str) -> Account:
         return existing
     spec = dict(part.partition(":")[::2] for part in hint.split(","))
     size, seed = spec.pop("contacts", ""), spec.pop("seed", str(state.default_seed))
-    if spec or not size.isdigit() or not seed.lstrip("-").isdigit():
+    folders = spec.pop("folders", None)
+    if spec or not size.isdigit() or not seed.lstrip("-").isdigit() or folders not in _SPREADS:
         raise AuthorizeError(
-            "invalid_request", "login_hint must be an account id or contacts:<N>,seed:<S>."
+            "invalid_request",
+            "login_hint must be an account id or contacts:<N>,seed:<S>[,folders:nested].",
         )
     try:
-        return state.new_account(int(size), int(seed))
+        return state.new_account(int(size), int(seed), folders=_SPREADS[folders]())
     except ValueError as exc:
         raise AuthorizeError("invalid_request", str(exc)) from None
 

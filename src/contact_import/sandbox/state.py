@@ -28,6 +28,7 @@ from starlette.routing import Route
 from contact_import.sandbox.accounts import Account, Faults, every_nth
 from contact_import.sandbox.book import generate_book
 from contact_import.sandbox.dirty import soil, wire_person
+from contact_import.sandbox.folder_tree import FolderTree
 from contact_import.sandbox.oauth_store import OAuthStore
 
 __all__ = [
@@ -114,17 +115,32 @@ class SandboxState:
         self.oauth = oauth or OAuthStore()
 
     def add_account(
-        self, size: int, seed: int = 1, token: str | None = None, faults: Faults | None = None
+        self,
+        size: int,
+        seed: int = 1,
+        token: str | None = None,
+        faults: Faults | None = None,
+        folders: FolderTree | None = None,
     ) -> str:
-        """Register an account whose book is ``generate_book(size, seed)``; return its token."""
-        return self.add_token(self.new_account(size, seed, faults), token)
+        """Register an account whose book is ``generate_book(size, seed)``; return its token.
 
-    def new_account(self, size: int, seed: int = 1, faults: Faults | None = None) -> Account:
+        ``folders``: the Outlook folders the book is spread over (None: all in the default one).
+        """
+        return self.add_token(self.new_account(size, seed, faults, folders), token)
+
+    def new_account(
+        self,
+        size: int,
+        seed: int = 1,
+        faults: Faults | None = None,
+        folders: FolderTree | None = None,
+    ) -> Account:
         """Register an account whose book is ``generate_book(size, seed)``, without a token."""
         if not 0 <= size <= MAX_BOOK_SIZE:
             raise ValueError(f"size must be between 0 and {MAX_BOOK_SIZE}")
         with self._lock:
             account = Account(f"acct-{self._next_id}", size, seed, faults or Faults())
+            account.folders = folders or FolderTree()
             self._accounts[account.id] = account
             self._next_id += 1
         return account
@@ -166,9 +182,13 @@ class SandboxState:
             raise KeyError("no account has this token")
         account.faults.revoked = True
 
-    def count_request(self, account: Account) -> int:
-        """Count one more API request of ``account``; return its number (1 for the first)."""
+    def count_request(self, account: Account, kind: str = "contacts") -> int:
+        """Count one more API request of ``account``; return its number among the requests of
+        its ``kind`` (``contacts`` or ``folders``; 1 for the first)."""
         with self._lock:
+            if kind == "folders":
+                account.folder_requests += 1
+                return account.folder_requests
             account.requests += 1
             return account.requests
 
@@ -193,11 +213,13 @@ class SandboxState:
         added: int = 0,
         deleted: int = 0,
         seed: int = 0,
+        folder: str | None = None,
     ) -> dict[str, Any]:
         """Edit the account's book as a new version (see ``changes``); what changed, by kind.
 
-        Modified people get another email and a new name, added ones an email no one has,
-        deleted ones are listed as deleted by the next sync. KeyError: no such account.
+        Modified people get another email and a new name, added ones an email no one has (filed
+        in the Outlook folder at path ``folder`` when given), deleted ones are listed as deleted
+        by the next sync. KeyError: no such account or folder.
         """
         if isinstance(token_or_account, str):
             account = self.account(token_or_account) or self.account_by_id(token_or_account)
@@ -205,10 +227,15 @@ class SandboxState:
             account = token_or_account
         if account is None:
             raise KeyError("no account has this token or id")
+        folder_id = None if folder is None else account.folders.by_path(folder)
+        if folder is not None and folder_id is None:
+            raise KeyError("no such folder")
         base = self.book(account).people
         change = account.changes.apply(
             base, modified=modified, added=added, deleted=deleted, seed=seed
         )
+        if folder_id is not None:
+            account.folders.pin(list(change.added), folder_id)
         return change.summary()
 
 
@@ -254,13 +281,16 @@ class Admitted:
         return every_nth(every, self.number)
 
 
-async def admit(request: Request, errors: ApiErrors) -> Admitted | Response:
-    """Authenticate, count, delay and maybe fault an API request; a Response is the answer."""
+async def admit(request: Request, errors: ApiErrors, kind: str = "contacts") -> Admitted | Response:
+    """Authenticate, count, delay and maybe fault an API request; a Response is the answer.
+
+    ``kind``: which of the account's request counters numbers it (see ``Account``).
+    """
     state = sandbox_state(request)
     account = state.account(_bearer_token(request))
     if account is None:
         return errors.unauthenticated()
-    admitted = Admitted(state, account, state.count_request(account))
+    admitted = Admitted(state, account, state.count_request(account, kind))
     faults = account.faults
     if faults.latency_ms:
         await anyio.sleep(faults.latency_ms / 1000)
@@ -272,12 +302,15 @@ async def admit(request: Request, errors: ApiErrors) -> Admitted | Response:
 
 
 def api_route(
-    path: str, errors: ApiErrors, answer: Callable[[Request, Admitted], Awaitable[Response]]
+    path: str,
+    errors: ApiErrors,
+    answer: Callable[[Request, Admitted], Awaitable[Response]],
+    kind: str = "contacts",
 ) -> Route:
     """A GET route of a provider API: ``answer`` answers the requests ``admit`` lets through."""
 
     async def endpoint(request: Request) -> Response:
-        admitted = await admit(request, errors)
+        admitted = await admit(request, errors, kind)
         if isinstance(admitted, Response):
             return admitted
         return await answer(request, admitted)
