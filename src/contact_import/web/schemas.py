@@ -26,6 +26,7 @@ __all__ = [
     "HealthOut",
     "JobOut",
     "JobsOut",
+    "ProgressOut",
 ]
 
 
@@ -41,6 +42,15 @@ VALIDATION_ERROR: dict[int | str, dict[str, Any]] = {
 
 class AuthUrlOut(BaseModel):
     auth_url: str = Field(description="send the user's browser here to grant access")
+
+
+class ProgressOut(JobOut):
+    """What the status page polls: the job, and the page's texts about its pace."""
+
+    waiting: str = Field(description='a queued job: "Waiting for a worker · 2 min so far"; else ""')
+    rate: str = Field(description='a running job: "1,234 contacts/s"; "" when not estimable')
+    eta: str = Field(description='a running job: "about 3 min left"; "" when not estimable')
+    account_email: str | None = Field(description="the connected account's email, when known")
 
 
 class CallbackIn(BaseModel):
