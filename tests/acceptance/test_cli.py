@@ -82,7 +82,7 @@ def test_jobs_commands(
     listed = run(["jobs", "list"], subprocess_env)
     assert listed.returncode == 0, listed.stderr
     assert str(job.id)[:8] in listed.stdout
-    assert "2 job(s)" in listed.stdout
+    assert "2 job(s)" in listed.stderr  # piped: the title goes to stderr, rows to stdout
     shown = run(["jobs", "show", str(job.id)], subprocess_env)
     assert shown.returncode == 0
     assert "completed" in shown.stdout
@@ -95,7 +95,7 @@ def test_jobs_commands(
     assert "fetching" in retried.stdout
     stuck = run(["jobs", "stuck"], subprocess_env)
     assert stuck.returncode == 0
-    assert "0 stuck job(s)" in stuck.stdout
+    assert "0 stuck job(s)" in stuck.stderr
 
 
 @pytest.mark.parametrize(

@@ -15,22 +15,13 @@ from uuid import UUID
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from contact_import.store.db import create_db_engine
 from tests.helpers import free_port, stored_state, wait_healthy
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # Big enough that, 200 contacts a page, the import takes several of the page's 1 s polls.
 BOOK_SIZE = 30_000
 FINAL = {"completed", "failed", "cancelled"}
@@ -81,21 +72,6 @@ def server(tmp_path: Path) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: apt-get install chromium"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"the browser test needs Chromium under CI=true; {message}")
-        pytest.skip(message)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def _number(text: str) -> int:

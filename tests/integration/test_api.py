@@ -11,7 +11,6 @@ import base64
 import inspect
 import json
 import re
-import socket
 import threading
 import time
 import warnings
@@ -26,8 +25,6 @@ from uuid import UUID, uuid4
 import httpx
 import jwt
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from sqlalchemy import func, select
 from starlette.exceptions import StarletteDeprecationWarning
 
@@ -40,7 +37,7 @@ from contact_import.store.schema import contacts, jobs, provider_grants
 from contact_import.web.app import create_app
 from contact_import.web.problems import Unauthorized
 from contact_import.web.routes import cron as cron_module
-from tests.helpers import assert_consistent, drain, queue_import
+from tests.helpers import assert_consistent, drain, live_server, queue_import
 
 with warnings.catch_warnings():
     # Starlette 1.x asks for httpx2 behind its TestClient; with httpx it works the same.
@@ -399,29 +396,6 @@ def test_cron_secret_check_is_constant_time_and_closed_by_default() -> None:
 
 
 # --- two cron calls at once ---------------------------------------------------------------
-
-
-@contextmanager
-def live_server(app: FastAPI) -> Iterator[str]:
-    """``app`` served by uvicorn on a free loopback port, in a thread."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive(), "uvicorn did not start"
-        assert time.monotonic() < deadline, "uvicorn did not start in time"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 def test_concurrent_cron_calls_never_process_one_job_twice(

@@ -303,3 +303,19 @@ def test_no_home_page_or_dev_start_in_production(production_client: TestClient) 
     started = production_client.post("/dev/start/google", data={"contacts": "5"})
     assert started.status_code == 404
     assert set(started.json()) == {"error"}
+
+
+def test_a_waiting_job_says_so_on_the_page_and_in_its_feed(
+    client: TestClient, runtime: Runtime, sandbox: RunningSandbox
+) -> None:
+    job = queue_import(runtime, sandbox, "queued-user", size=10)
+    url = status_page_url(runtime, job.id)
+    page = parse(client.get(url).text)
+    assert page.texts["waiting"].startswith("Waiting for a worker · ")
+    assert "hidden" in page.attrs["counts-line"]  # no "0 of 0 contacts"
+    assert "hidden" in page.attrs["account-line"]  # no account email known yet
+    path, _, query = url.partition("?")
+    feed = client.get(f"{path}/progress?{query}").json()
+    assert feed["waiting"].startswith("Waiting for a worker · ")
+    assert (feed["rate"], feed["eta"], feed["account_email"]) == ("", "", None)
+    assert feed["status"] == "fetching"

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+from importlib.metadata import version as package_version
 from types import FrameType
 from typing import Annotated
 
@@ -14,6 +15,8 @@ import uvicorn
 
 from contact_import.cli import demo as demo_command
 from contact_import.cli.common import (
+    EXIT_CODES_HELP,
+    ExitCode,
     console,
     fail,
     friendly_errors,
@@ -33,6 +36,7 @@ from contact_import.web.app import create_app
 app = typer.Typer(
     name="contact-import",
     help="Import address books from Google and Microsoft in background jobs.",
+    epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -41,6 +45,25 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(jobs_app, name="jobs")
 app.command("demo")(demo_command.demo)
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"contact-import {package_version('contact-import')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """Import address books from Google and Microsoft in background jobs."""
+
 
 LogLevel = Annotated[str, typer.Option("--log-level", help="debug, info, warning, error")]
 
@@ -149,7 +172,7 @@ def serve(
     if watch.reason is not None:
         raise fail(f"the in-process worker stopped: {watch.reason}")
     if not server.started:
-        raise typer.Exit(3)  # what uvicorn.run exits with when the app did not start
+        raise typer.Exit(ExitCode.NOT_STARTED)
 
 
 def _serve_sandbox(stack: contextlib.ExitStack, here: dict[str, str]) -> Settings:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import IntEnum
 from functools import wraps
 from typing import ParamSpec, TypeVar
-from uuid import UUID
 
 import typer
 from pydantic import ValidationError
@@ -29,7 +29,23 @@ err_console = Console(stderr=True)
 SANDBOX_EXTRA = "pip install 'contact-import[sandbox]'"
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
+class ExitCode(IntEnum):
+    """What every command exits with (README "CLI", and ``contact-import --help``)."""
+
+    OK = 0
+    ERROR = 1  # it could not be done: an unknown job, a refused action, settings, the database
+    USAGE = 2  # the command line is wrong: an option, a malformed or ambiguous job id
+    NOT_STARTED = 3  # `serve`: the app did not start (what uvicorn.run exits with)
+
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 ok; 1 error (unknown job, refused action, settings, database); "
+    "2 usage (bad option or argument, malformed or ambiguous job id); "
+    "3 `serve` could not start."
+)
+
+
+def fail(message: str, code: int = ExitCode.ERROR) -> typer.Exit:
     """Print one line to stderr; the caller raises the returned Exit."""
     # escape: a message may hold brackets ("contact-import[sandbox]") that are not markup.
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
@@ -91,13 +107,6 @@ def load_settings(**overrides: object) -> Settings:
 def runtime(settings: Settings | None = None, *, migrate: bool = False) -> Iterator[Runtime]:
     with Runtime.build(settings or load_settings(), migrate=migrate) as rt:
         yield rt
-
-
-def parse_job_id(raw: str) -> UUID:
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise ConfigError(f"{raw!r} is not a job id (a UUID)") from None
 
 
 def setup_logging(level: str) -> None:

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from contact_import.cli.common import (
+    ExitCode,
     console,
     friendly_errors,
     load_settings,
@@ -68,7 +69,7 @@ def demo(
                 stored = count_contacts(rt.engine, DEMO_USER)
     _print_summary(job, elapsed, stored)
     if job.status is not JobStatus.COMPLETED:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.ERROR)
 
 
 def _connect(rt: Runtime, provider: str, login_hint: str) -> Job:

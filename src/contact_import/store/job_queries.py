@@ -23,8 +23,10 @@ from sqlalchemy import (
     Connection,
     Insert,
     Select,
+    Text,
     Update,
     and_,
+    cast,
     func,
     or_,
     select,
@@ -186,6 +188,16 @@ def list_jobs(user_id: str | None, statuses: Sequence[str], limit: int) -> Selec
     if statuses:
         stmt = stmt.where(jobs.c.status.in_(list(statuses)))
     return stmt
+
+
+def jobs_with_id_prefix(hex_prefix: str, limit: int) -> Select[Any]:
+    """Jobs whose id, as 32 lowercase hex digits, starts with ``hex_prefix`` (hex only).
+
+    Postgres prints a uuid with dashes and SQLite stores 32 hex digits: the dashes are removed
+    on both so one prefix means the same on each. A scan, for an operator's command, not a hot path.
+    """
+    hex_id = func.replace(cast(jobs.c.id, Text), "-", "")
+    return select(jobs).where(hex_id.startswith(hex_prefix, autoescape=True)).limit(limit)
 
 
 def action_counts(job_id: UUID) -> Select[Any]:

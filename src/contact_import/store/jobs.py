@@ -118,6 +118,12 @@ class JobStore:
         with self.engine.connect() as conn:
             return self._row(conn, job_id, user_id)
 
+    def with_id_prefix(self, hex_prefix: str, *, limit: int = 2) -> list[Job]:
+        """Up to ``limit`` jobs whose id starts with ``hex_prefix`` (lowercase hex, no dashes)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.jobs_with_id_prefix(hex_prefix, limit))
+            return [Job.from_row(r) for r in rows]
+
     def list_jobs(
         self, *, user_id: str | None = None, statuses: Sequence[str] = (), limit: int = 50
     ) -> list[Job]:

@@ -1,4 +1,7 @@
-"""What the API answers, as pydantic models: the OpenAPI schema is generated from these."""
+"""What the API answers, as pydantic models: the OpenAPI schema is generated from these.
+
+A job's JSON (``JobOut``) lives in ``store.job_json``: the CLI's ``--json`` emits it too.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,23 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from contact_import.store.jobs import Job
+from contact_import.store.job_json import JobOut, JobsOut
+
+__all__ = [
+    "VALIDATION_ERROR",
+    "AuthUrlOut",
+    "CallbackIn",
+    "ConnectedOut",
+    "ContactOut",
+    "ContactsOut",
+    "CronJobIds",
+    "CronOut",
+    "ErrorOut",
+    "HealthOut",
+    "JobOut",
+    "JobsOut",
+    "ProgressOut",
+]
 
 
 class ErrorOut(BaseModel):
@@ -25,37 +44,13 @@ class AuthUrlOut(BaseModel):
     auth_url: str = Field(description="send the user's browser here to grant access")
 
 
-class JobOut(BaseModel):
-    id: UUID
-    provider: str
-    status: str = Field(description="fetching, processing, completed, failed or cancelled")
-    total_contacts: int
-    processed_contacts: int
-    created_contacts: int
-    updated_contacts: int
-    imported_contacts: int = Field(description="created + updated")
-    skipped_contacts: int
-    failed_contacts: int
-    attempts: int
-    max_attempts: int
-    error_message: str | None
-    cancel_requested: bool
-    started_at: datetime
-    completed_at: datetime | None
-    updated_at: datetime
+class ProgressOut(JobOut):
+    """What the status page polls: the job, and the page's texts about its pace."""
 
-    @classmethod
-    def of(cls, job: Job) -> JobOut:
-        return cls(
-            id=job.id, provider=job.provider, status=job.status.value,
-            total_contacts=job.total_contacts, processed_contacts=job.processed_contacts,
-            created_contacts=job.created_contacts, updated_contacts=job.updated_contacts,
-            imported_contacts=job.imported_contacts, skipped_contacts=job.skipped_contacts,
-            failed_contacts=job.failed_contacts, attempts=job.attempts,
-            max_attempts=job.max_attempts, error_message=job.error_message,
-            cancel_requested=job.cancel_requested, started_at=job.started_at,
-            completed_at=job.completed_at, updated_at=job.updated_at,
-        )  # fmt: skip
+    waiting: str = Field(description='a queued job: "Waiting for a worker · 2 min so far"; else ""')
+    rate: str = Field(description='a running job: "1,234 contacts/s"; "" when not estimable')
+    eta: str = Field(description='a running job: "about 3 min left"; "" when not estimable')
+    account_email: str | None = Field(description="the connected account's email, when known")
 
 
 class CallbackIn(BaseModel):
@@ -66,10 +61,6 @@ class CallbackIn(BaseModel):
 class ConnectedOut(BaseModel):
     job: JobOut
     status_url: str = Field(description="the job's live status page (a signed link)")
-
-
-class JobsOut(BaseModel):
-    jobs: list[JobOut]
 
 
 class ContactOut(BaseModel):

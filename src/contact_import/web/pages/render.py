@@ -13,6 +13,7 @@ from string import Template
 
 from contact_import.providers.registry import PROVIDER_NAMES, provider_label
 from contact_import.web.pages.assets import find_asset, template
+from contact_import.web.pages.progress_view import StatusView
 from contact_import.web.schemas import JobOut
 
 __all__ = ["FINAL_STATUSES", "home_page", "page_headers", "status_page"]
@@ -48,10 +49,37 @@ def page_headers(*, form_targets: Iterable[str] = ()) -> dict[str, str]:
     }
 
 
-def status_page(job: JobOut, progress_url: str, *, base: str = "") -> str:
-    """The live status page of ``job``; its script polls ``progress_url``. ``base``: the path
-    the routes are mounted at (``Settings.mount_path``), before every link."""
-    return _fill("status.html", _status_text(job, progress_url), _bar_markup(job), base)
+def status_page(view: StatusView, progress_url: str, *, base: str = "") -> str:
+    """The live status page of ``view.job``; its script polls ``progress_url``. ``base``: the
+    path the routes are mounted at (``Settings.mount_path``), before every link."""
+    text = _status_text(view.job, progress_url) | _pace_text(view)
+    markup = _bar_markup(view.job) | _hidden_markup(view)
+    return _fill("status.html", text, markup, base)
+
+
+def _pace_text(view: StatusView) -> dict[str, str]:
+    pace = view.pace
+    return {
+        "waiting": pace.waiting,
+        "rate": pace.rate,
+        "eta": pace.eta,
+        "account_email": view.account_email or "",
+    }
+
+
+def _hidden_markup(view: StatusView) -> dict[str, str]:
+    """Which optional parts start hidden (the script shows and hides them the same way)."""
+    pace = view.pace
+
+    def hidden(when: bool) -> str:
+        return " hidden" if when else ""
+
+    return {
+        "counts_hidden": hidden(bool(pace.waiting)),
+        "waiting_hidden": hidden(not pace.waiting),
+        "pace_hidden": hidden(not (pace.rate or pace.eta)),
+        "account_hidden": hidden(not view.account_email),
+    }
 
 
 def home_page(*, default_contacts: int, max_contacts: int, base: str = "") -> str:

@@ -7,6 +7,7 @@ tells nothing.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import parse_qs, quote, urlsplit
 from uuid import UUID
@@ -20,10 +21,11 @@ from contact_import.settings import Settings
 from contact_import.web.deps import Rt
 from contact_import.web.flow_cookie import set_flow_cookie
 from contact_import.web.pages.assets import STATIC_PREFIX, Asset, find_asset
+from contact_import.web.pages.progress_view import StatusView, progress_out, status_view
 from contact_import.web.pages.render import home_page, page_headers, status_page
 from contact_import.web.problems import ApiProblem, NotFound
 from contact_import.web.routes.imports import known_provider, link_secret
-from contact_import.web.schemas import VALIDATION_ERROR, ErrorOut, JobOut
+from contact_import.web.schemas import VALIDATION_ERROR, ErrorOut, JobOut, ProgressOut
 from contact_import.web.signing import verify_job_link
 
 __all__ = ["router"]
@@ -41,24 +43,28 @@ _VERSIONED_CACHE = "public, max-age=31536000, immutable"
 _UNVERSIONED_CACHE = "public, max-age=300"
 
 
-def _authorized_job(rt: Rt, job_id: UUID, token: str) -> JobOut:
-    """The job, for the holder of its signed link; the same 404 for every other case."""
+def _authorized_view(rt: Rt, job_id: UUID, token: str) -> StatusView:
+    """The job's page view, for the holder of its signed link; the same 404 for every other case."""
     if not token or not verify_job_link(link_secret(rt), job_id, token):
         raise NotFound(_NO_ACCESS)
     try:
-        return JobOut.of(rt.jobs.get(job_id))
+        job = JobOut.of(rt.jobs.get(job_id))
     except JobNotFound:  # a signed link to a job that is gone
         raise NotFound(_NO_ACCESS) from None
+    # account_email: None until the grant's account email is wired in (provider_grants).
+    return status_view(job, datetime.now(UTC), account_email=None)
 
 
 @router.get(
-    "/imports/{job_id}/progress", response_model=JobOut, responses={404: {"model": ErrorOut}}
+    "/imports/{job_id}/progress",
+    response_model=ProgressOut,
+    responses={404: {"model": ErrorOut}},
 )
-def progress(job_id: UUID, rt: Rt, response: Response, token: Token = "") -> JobOut:
-    """What the status page polls: the job, for the holder of its signed link."""
-    job = _authorized_job(rt, job_id, token)
+def progress(job_id: UUID, rt: Rt, response: Response, token: Token = "") -> ProgressOut:
+    """What the status page polls: the job and its pace, for the holder of its signed link."""
+    view = _authorized_view(rt, job_id, token)
     response.headers.update({"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
-    return job
+    return progress_out(view)
 
 
 # response_class=Response: with HTMLResponse, FastAPI would document the JSON errors as HTML.
@@ -75,10 +81,10 @@ def progress(job_id: UUID, rt: Rt, response: Response, token: Token = "") -> Job
 )
 def status(job_id: UUID, rt: Rt, token: Token = "") -> HTMLResponse:
     """The job's live status page (HTML), where the OAuth callback sends the browser."""
-    job = _authorized_job(rt, job_id, token)
+    view = _authorized_view(rt, job_id, token)
     base = rt.settings.mount_path
     feed = f"{base}/imports/{job_id}/progress?token={quote(token, safe='')}"
-    return HTMLResponse(status_page(job, feed, base=base), headers=page_headers())
+    return HTMLResponse(status_page(view, feed, base=base), headers=page_headers())
 
 
 @router.get(STATIC_PREFIX + "/{name}", include_in_schema=False)

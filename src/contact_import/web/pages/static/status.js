@@ -56,6 +56,23 @@
     }
   }
 
+  function setShown(id, shown) {
+    const element = byId(id);
+    if (element) element.hidden = !shown;
+  }
+
+  // The server words these (waiting, rate, eta): the page says here what it said when rendered.
+  function renderPace(job) {
+    setText("waiting", job.waiting || "");
+    setShown("waiting", Boolean(job.waiting));
+    setShown("counts-line", !job.waiting);
+    setText("rate", job.rate || "");
+    setText("eta", job.eta || "");
+    setShown("pace", Boolean(job.rate || job.eta));
+    setText("account", job.account_email || "");
+    setShown("account-line", Boolean(job.account_email));
+  }
+
   function render(job) {
     const final = FINAL.has(job.status);
     root.dataset.status = job.status;
@@ -65,6 +82,7 @@
     setText("headline", HEADLINES[job.status] || job.status);
     for (const [id, field] of Object.entries(COUNTS)) setText(id, number(job[field]));
     renderBar(job);
+    renderPace(job);
     const error = byId("error");
     setText("error", job.error_message || "");
     error.hidden = !job.error_message;
