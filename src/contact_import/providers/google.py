@@ -230,3 +230,11 @@ def _total(body: dict[str, Any]) -> int | None:
 def _is_primary(field: dict[str, Any]) -> bool:
     metadata = field.get("metadata")
     return isinstance(metadata, dict) and metadata.get("primary") is True
+
+
+def account_email_of(person: dict[str, Any]) -> str | None:
+    """``people/me``'s email: the primary address, else the first one."""
+    fields = [f for f in person.get("emailAddresses") or () if isinstance(f, dict)]
+    fields.sort(key=lambda f: not _is_primary(f))
+    values = [f.get("value") for f in fields]
+    return next((v for v in values if isinstance(v, str) and v), None)

@@ -70,6 +70,13 @@ class Account:
     faults: Faults = field(default_factory=Faults)
     requests: int = 0
     changes: ChangeLog = field(default_factory=ChangeLog, repr=False)
+    # Token revocations the provider confirmed (Google's revoke endpoint).
+    revocations: int = 0
+
+    @property
+    def email(self) -> str:
+        """The account's own address (people/me, Graph /me)."""
+        return f"{self.id}@sandbox.example.com"
 
 
 def every_nth(every: int, number: int) -> bool:

@@ -7,6 +7,7 @@ Routes:
     GET  /v1.0/me/contacts           the same books as Graph answers them (see ``graph.py``)
     GET  /v1.0/me/contactFolders/contacts/contacts/delta   Graph's delta (``graph_delta.py``)
     GET|POST Google's and Microsoft's OAuth authorize and token endpoints (see ``oauth.py``)
+    GET  /v1/people/me, /v1.0/me, POST /revoke   whose token it is, revoking it (``profiles.py``)
     POST /_sandbox/accounts, /_sandbox/accounts/{id}/changes, GET /_sandbox/healthz
                                      the sandbox's own controls (see ``control.py``)
 
@@ -23,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from contact_import.sandbox import graph, graph_delta, people
 from contact_import.sandbox.control import control_routes
 from contact_import.sandbox.oauth import oauth_routes
+from contact_import.sandbox.profiles import profile_routes
 from contact_import.sandbox.state import SandboxState, api_route
 
 __all__ = ["create_sandbox_app"]
@@ -37,6 +39,7 @@ def create_sandbox_app(state: SandboxState) -> Starlette:
             api_route(graph_delta.DELTA_PATH, graph.GraphErrors(), graph_delta.contacts_delta),
             *control_routes(),
             *oauth_routes(),
+            *profile_routes(),
         ],
         exception_handlers={HTTPException: _http_error},
     )

@@ -89,6 +89,16 @@ provider_grants = Table(
     # Google nextSyncToken / Microsoft deltaLink of the last complete listing (encrypted: a
     # deltaLink is a URL that, with an access token, reads the whole address book).
     Column("sync_token_enc", Text),
+    # The connected account's email, when the provider told it (shown, never a credential).
+    Column("account_email", Text),
+    # active: synced and usable; revoked: the user disconnected (every token is gone);
+    # refresh_failed: the provider refused a refresh for good (not synced until reconnected).
+    Column("status", Text, nullable=False, server_default=text("'active'")),
+    # When a listing of this account last completed (continuous sync counts from here).
+    Column("last_synced_at", UTCDateTime),
+    CheckConstraint(
+        "status IN ('active', 'revoked', 'refresh_failed')", name="ck_provider_grants_status"
+    ),
     # One connection per user and provider: reconnecting replaces its tokens in place.
     Index("uq_provider_grants_user", "user_id", "provider", unique=True),
 )
@@ -140,6 +150,9 @@ jobs = Table(
     Column("started_at", UTCDateTime, nullable=False),
     Column("completed_at", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Who queued it: the user (OAuth, their own tokens, a retry) or continuous sync.
+    Column("trigger", Text, nullable=False, server_default=text("'user'")),
+    CheckConstraint("\"trigger\" IN ('user', 'sync')", name="ck_contact_import_jobs_trigger"),
     CheckConstraint(
         "status IN ('fetching', 'processing', 'completed', 'failed', 'cancelled')",
         name="ck_contact_import_jobs_status",
