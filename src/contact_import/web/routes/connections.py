@@ -65,7 +65,11 @@ def disconnect(provider: Provider, user: CurrentUser, rt: Rt) -> DisconnectedOut
     "/{provider}/jobs",
     response_model=ConnectedOut,
     status_code=201,
-    responses={**_USER_ERRORS, 200: {"model": ConnectedOut, "description": "already active"}},
+    responses={
+        **_USER_ERRORS,
+        200: {"model": ConnectedOut, "description": "the active job (the tokens are stored)"},
+        400: {"model": ErrorOut, "description": "a body that is not JSON"},
+    },
 )
 def bring_tokens(
     provider: Provider, body: OwnTokensIn, user: CurrentUser, rt: Rt, response: Response
