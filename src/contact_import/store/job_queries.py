@@ -38,7 +38,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from contact_import.domain.job import ACTIVE_STATUSES, JobStatus
 from contact_import.store.db import is_postgres
 from contact_import.store.job_rows import Checkpoint, Lease, db_now
-from contact_import.store.schema import ACTIVE_SQL, imported_contacts, jobs, provider_grants
+from contact_import.store.schema import ACTIVE_SQL, imported_contacts, jobs
 
 __all__ = [
     "ONE_ACTIVE_INDEX",
@@ -52,7 +52,6 @@ __all__ = [
     "flag_cancel",
     "insert_job",
     "list_jobs",
-    "queue_due_syncs",
     "queue_stats",
     "reap_cancelled",
     "reap_gave_up",
@@ -177,48 +176,6 @@ def insert_job(conn: Connection, values: Values) -> Insert:
             index_where=text(ACTIVE_SQL),
         )
         .returning(*jobs.c)
-    )
-
-
-def _new_uuid(conn: Connection) -> ColumnElement[Any]:
-    """A random UUID made by the database, in the form the ``Uuid`` column stores it."""
-    if is_postgres(conn):
-        return func.gen_random_uuid()
-    return func.lower(func.hex(func.randomblob(16)))  # SQLite stores a Uuid as 32 hex digits
-
-
-def queue_due_syncs(conn: Connection, interval_seconds: float, max_attempts: int) -> Insert:
-    """Continuous sync: ONE statement queues an incremental import (``trigger`` sync) for
-    every active grant whose last complete listing (or, never listed, its connection) is
-    older than the interval and whose (user, provider) has no active job; RETURNING the ids.
-
-    Safe under concurrent ticks and workers: the NOT EXISTS skips what is visibly active, and
-    the partial unique index (the same ON CONFLICT as ``insert_job``) turns a racing second
-    insert into nothing. A revoked or refresh_failed grant is never picked.
-    """
-    g, now = provider_grants.c, db_now(conn)
-    due = select(
-        _new_uuid(conn), g.user_id, g.provider, g.id,
-        literal(JobStatus.FETCHING.value), literal("sync"), literal(max_attempts),
-        now, now, now,
-    ).where(
-        g.status == "active",
-        or_(g.access_token_enc.is_not(None), g.refresh_token_enc.is_not(None)),
-        func.coalesce(g.last_synced_at, g.created_at) <= db_now(conn, -interval_seconds),
-        ~select(jobs.c.id).where(_active_of(jobs, g.user_id, g.provider)).exists(),
-    )  # fmt: skip
-    columns = [
-        "id", "user_id", "provider", "grant_id", "status", "trigger", "max_attempts",
-        "run_after", "started_at", "updated_at",
-    ]  # fmt: skip
-    insert = postgresql.insert if is_postgres(conn) else sqlite.insert
-    return (
-        insert(jobs)
-        .from_select(columns, due)
-        .on_conflict_do_nothing(
-            index_elements=["user_id", "provider"], index_where=text(ACTIVE_SQL)
-        )
-        .returning(jobs.c.id)
     )
 
 

@@ -35,6 +35,7 @@ from contact_import.store.job_rows import (
 )
 from contact_import.store.namespace import db_schema, notify_channel
 from contact_import.store.notifications import NOTIFY_CHANNEL, notify_job
+from contact_import.store.sync_queries import queue_due_syncs
 
 __all__ = [
     "NOTIFY_CHANNEL",
@@ -120,10 +121,10 @@ class JobStore:
             return Job.from_row(existing), False
 
     def queue_syncs(self, interval_seconds: float) -> list[UUID]:
-        """Queue continuous-sync imports of every account due (``job_queries.queue_due_syncs``);
+        """Queue continuous-sync imports of every account due (``sync_queries.queue_due_syncs``);
         the ids of the jobs queued."""
         with self.engine.begin() as conn:
-            stmt = q.queue_due_syncs(conn, interval_seconds, self.max_attempts)
+            stmt = queue_due_syncs(conn, interval_seconds, self.max_attempts)
             queued = list(conn.execute(stmt).scalars())
             if queued:
                 notify_job(conn, queued[0])  # one wake-up: a woken worker claims them all
