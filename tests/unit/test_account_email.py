@@ -26,6 +26,8 @@ from contact_import.providers import google, microsoft
         ),
         ({"emailAddresses": [{"value": ""}, {"value": "b@example.com"}]}, "b@example.com"),
         ({"emailAddresses": ["not an object", {"value": 7}]}, None),
+        ({"emailAddresses": 42}, None),
+        ({"emailAddresses": {"value": "c@example.com"}}, None),
     ],
 )
 def test_google_people_me_email(person: dict[str, Any], email: str | None) -> None:

@@ -234,7 +234,8 @@ def _is_primary(field: dict[str, Any]) -> bool:
 
 def account_email_of(person: dict[str, Any]) -> str | None:
     """``people/me``'s email: the primary address, else the first one."""
-    fields = [f for f in person.get("emailAddresses") or () if isinstance(f, dict)]
+    addresses = person.get("emailAddresses")
+    fields = [f for f in addresses if isinstance(f, dict)] if isinstance(addresses, list) else []
     fields.sort(key=lambda f: not _is_primary(f))
     values = [f.get("value") for f in fields]
     return next((v for v in values if isinstance(v, str) and v), None)
