@@ -5,7 +5,7 @@ provider tokens. Real database (both backends), the sandbox over loopback."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import pytest
@@ -22,12 +22,14 @@ from tests.integration.test_api import (
     API,
     CRON_SECRET,
     JWT_SECRET,
-    TestClient,
     as_user,
     assert_error,
     client_for,
     connect,
 )
+
+if TYPE_CHECKING:  # imported at run time by test_api, under its warning filter
+    from fastapi.testclient import TestClient
 
 PROVIDERS = ["google", "microsoft"]
 _TOKEN_COLUMNS = ("access_token_enc", "refresh_token_enc", "sync_token_enc")
@@ -75,7 +77,8 @@ def test_disconnect_revokes_forgets_every_token_and_cancels_the_job(
 ) -> None:
     job_id, _link = connect(client, "dora", provider, "contacts:120,seed:31")
     grant = rt.grants.get(rt.jobs.get(job_id).grant_id)
-    assert grant.refresh_token and grant.access_token
+    assert grant.refresh_token
+    assert grant.access_token
     account = sandbox.state.account(grant.access_token)
     assert account is not None
     listed = connections(client, "dora")[provider]

@@ -67,7 +67,8 @@ def show(job_id: str) -> None:
     table = Table(show_header=False, title=f"job {job.id}", title_justify="left")
     for name, value in (
         ("user", job.user_id), ("provider", job.provider), ("status", job.status.value),
-        ("trigger", job.trigger), ("total", job.total_contacts), ("processed", job.processed_contacts),
+        ("trigger", job.trigger),
+        ("total", job.total_contacts), ("processed", job.processed_contacts),
         ("created", job.created_contacts), ("updated", job.updated_contacts),
         ("imported", job.imported_contacts), ("skipped", job.skipped_contacts),
         ("failed", job.failed_contacts), ("pages", job.pages_done),
