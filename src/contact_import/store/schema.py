@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "ACTIVE_GRANT_SQL",
     "ACTIVE_SQL",
     "UTCDateTime",
     "contact_match_keys",
@@ -41,6 +42,8 @@ __all__ = [
 
 # Statuses a job can be claimed or resumed from; the partial indexes below use the same text.
 ACTIVE_SQL = "status IN ('fetching', 'processing')"
+# Grants continuous sync may queue imports for (``provider_grants.status``).
+ACTIVE_GRANT_SQL = "status = 'active'"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -101,6 +104,14 @@ provider_grants = Table(
     ),
     # One connection per user and provider: reconnecting replaces its tokens in place.
     Index("uq_provider_grants_user", "user_id", "provider", unique=True),
+    # Serves continuous sync's scan for due accounts (``store.sync_queries``): active only.
+    Index(
+        "ix_provider_grants_sync_due",
+        "last_synced_at",
+        "created_at",
+        postgresql_where=text(ACTIVE_GRANT_SQL),
+        sqlite_where=text(ACTIVE_GRANT_SQL),
+    ),
 )
 
 # A started OAuth flow: random, single use, short-lived, bound to the user who started it and

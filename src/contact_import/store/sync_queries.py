@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Insert, and_, func, literal, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Insert,
+    and_,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from contact_import.domain.job import ACTIVE_STATUSES, JobStatus
@@ -37,15 +48,21 @@ def queue_due_syncs(conn: Connection, interval_seconds: float, max_attempts: int
     the partial unique index (the same ON CONFLICT as ``insert_job``) turns a racing second
     insert into nothing. A revoked or refresh_failed grant is never picked.
     """
-    g, now = provider_grants.c, db_now(conn)
+    g, now, cutoff = provider_grants.c, db_now(conn), db_now(conn, -interval_seconds)
     due = select(
         _new_uuid(conn), g.user_id, g.provider, g.id,
         literal(JobStatus.FETCHING.value), literal("sync"), literal(max_attempts),
         now, now, now,
     ).where(
-        g.status == "active",
+        # A literal, not a bound parameter: a prepared statement's generic plan must still
+        # match the partial index's predicate (ACTIVE_GRANT_SQL).
+        g.status == literal_column("'active'"),
         or_(g.access_token_enc.is_not(None), g.refresh_token_enc.is_not(None)),
-        func.coalesce(g.last_synced_at, g.created_at) <= db_now(conn, -interval_seconds),
+        # Not COALESCE(...): two plain comparisons let the partial index serve the scan.
+        or_(
+            g.last_synced_at <= cutoff,
+            and_(g.last_synced_at.is_(None), g.created_at <= cutoff),
+        ),
         ~select(jobs.c.id).where(_active_job_of(g.user_id, g.provider)).exists(),
     )  # fmt: skip
     columns = [

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from contact_import.store.schema import UTCDateTime
+from contact_import.store.schema import ACTIVE_GRANT_SQL, UTCDateTime
 
 revision = "0008_connections"
 down_revision = "0006_rls"
@@ -33,6 +33,12 @@ def upgrade() -> None:
         batch.create_check_constraint(
             "ck_provider_grants_status", "status IN ('active', 'revoked', 'refresh_failed')"
         )
+        batch.create_index(
+            "ix_provider_grants_sync_due",
+            ["last_synced_at", "created_at"],
+            postgresql_where=sa.text(ACTIVE_GRANT_SQL),
+            sqlite_where=sa.text(ACTIVE_GRANT_SQL),
+        )
     with op.batch_alter_table("contact_import_jobs") as batch:
         batch.add_column(
             sa.Column("trigger", sa.Text, nullable=False, server_default=sa.text("'user'"))
@@ -47,6 +53,7 @@ def downgrade() -> None:
         batch.drop_constraint("ck_contact_import_jobs_trigger", type_="check")
         batch.drop_column("trigger")
     with op.batch_alter_table("provider_grants") as batch:
+        batch.drop_index("ix_provider_grants_sync_due")
         batch.drop_constraint("ck_provider_grants_status", type_="check")
         batch.drop_column("last_synced_at")
         batch.drop_column("status")
