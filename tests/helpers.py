@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import socket
 import subprocess
 import threading
@@ -21,7 +22,8 @@ from sqlalchemy import Engine, func, select
 
 from contact_import.runner.worker import Worker
 from contact_import.runtime import Runtime
-from contact_import.sandbox.accounts import Faults
+from contact_import.sandbox.accounts import Account, Faults
+from contact_import.sandbox.oauth_store import GOOGLE_CLIENT_ID, MICROSOFT_CLIENT_ID, RefreshGrant
 from contact_import.sandbox.server import RunningSandbox
 from contact_import.store.jobs import Job
 from contact_import.store.schema import contacts, imported_contacts
@@ -200,3 +202,33 @@ def live_server(app: FastAPI) -> Iterator[str]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+@dataclass(frozen=True)
+class ProviderTokens:
+    """Tokens the sandbox issued for one of its accounts, as an app that signed the user in
+    with the provider would hold them."""
+
+    account: Account
+    access_token: str
+    refresh_token: str
+
+
+def sandbox_tokens(
+    sandbox: RunningSandbox,
+    provider: str,
+    *,
+    size: int,
+    seed: int = 1,
+    faults: Faults | None = None,
+    ttl: float | None = None,
+) -> ProviderTokens:
+    """A new sandbox account, an access token for it (expiring after ``ttl`` seconds if given)
+    and a refresh token its OAuth server accepts for our client."""
+    state = sandbox.state
+    account = state.new_account(size, seed, faults)
+    access_token = state.add_token(account, ttl=ttl)
+    client_id = {"google": GOOGLE_CLIENT_ID, "microsoft": MICROSOFT_CLIENT_ID}[provider]
+    refresh = state.oauth.issue_refresh_token(
+        f"refresh-{secrets.token_urlsafe(16)}", RefreshGrant(account, client_id, "contacts")
+    )
+    return ProviderTokens(account, access_token, refresh)

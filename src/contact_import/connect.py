@@ -22,8 +22,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import Engine
 
+from contact_import.connected import lookup_account_email
 from contact_import.crypto import TokenCipher
 from contact_import.errors import InvalidOAuthState
+from contact_import.metrics import Metrics
 from contact_import.providers.oauth import (
     OAuthProvider,
     authorization_url,
@@ -88,7 +90,9 @@ class Connections:
         cipher: TokenCipher,
         grants: GrantStore,
         jobs: JobStore,
+        metrics: Metrics,
     ) -> None:
+        self._metrics = metrics
         self._settings = settings
         self._engine = engine
         self._http = http
@@ -178,6 +182,7 @@ class Connections:
             code_verifier=self._cipher.decrypt(row.code_verifier_enc),
             now=datetime.now(UTC),
         )
+        email = lookup_account_email(self._http, self._settings, oauth.name, tokens.access_token)
         grant_id = self._grants.create(
             row.user_id,
             oauth.name,
@@ -185,6 +190,9 @@ class Connections:
             refresh_token=tokens.refresh_token,
             expires_at=tokens.expires_at,
             scopes=tokens.scope,
+            account_email=email,
         )
-        job, _created = self._jobs.create(row.user_id, oauth.name, grant_id)
+        job, created = self._jobs.create(row.user_id, oauth.name, grant_id)
+        if created:
+            self._metrics.record_queued("user")
         return job

@@ -13,6 +13,7 @@ share the queue.
     contact_import_contacts_processed_total{action}   created / updated / skipped / failed
     contact_import_import_duration_seconds            histogram: job start to completion
     contact_import_cron_ticks_total                   ticks run (cron route or `tick`)
+    contact_import_jobs_queued_total{trigger}         jobs queued: user (started), sync (continuous)
     contact_import_jobs{status}                       gauge, scrape time
     contact_import_queue_depth                        gauge, scrape time: runnable now
     contact_import_oldest_waiting_job_age_seconds     gauge, scrape time
@@ -74,6 +75,14 @@ class Metrics:
         self.cron_ticks = Counter(
             "contact_import_cron_ticks", "Ticks run (cron route or `tick`).", registry=r
         )
+        self.jobs_queued = Counter(
+            "contact_import_jobs_queued",
+            "Jobs queued, by trigger: user (a start, own tokens) or sync (continuous sync).",
+            ["trigger"],
+            registry=r,
+        )
+        for trigger in ("user", "sync"):
+            self.jobs_queued.labels(trigger)
         # Every label value exists from the start: a rate over a series that appears
         # mid-way misses its first increment.
         for reason in FailureReason:
@@ -92,6 +101,10 @@ class Metrics:
     def record_reap(self, reaped: Reaped) -> None:
         """Jobs the reap failed gave up: their last attempt died without finishing."""
         self.record_failure(FailureReason.GAVE_UP, reaped.failed)
+
+    def record_queued(self, trigger: str, count: int = 1) -> None:
+        if count:
+            self.jobs_queued.labels(trigger).inc(count)
 
     def record_failure(self, reason: FailureReason, count: int = 1) -> None:
         if count:

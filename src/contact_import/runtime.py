@@ -8,6 +8,7 @@ import httpx
 from sqlalchemy import Engine
 
 from contact_import.connect import Connections
+from contact_import.connected import ConnectedAccounts
 from contact_import.crypto import TokenCipher
 from contact_import.metrics import Metrics
 from contact_import.runner.importer import Importer
@@ -32,6 +33,7 @@ class Runtime:
     importer: Importer
     connections: Connections
     metrics: Metrics
+    accounts: ConnectedAccounts
 
     @classmethod
     def build(cls, settings: Settings, *, migrate: bool = False) -> Runtime:
@@ -62,9 +64,13 @@ class Runtime:
             metrics=metrics,
         )
         connections = Connections(
-            settings=settings, engine=engine, http=http, cipher=cipher, grants=grants, jobs=jobs
+            settings=settings, engine=engine, http=http, cipher=cipher, grants=grants, jobs=jobs,
+            metrics=metrics,
+        )  # fmt: skip
+        accounts = ConnectedAccounts(
+            settings=settings, engine=engine, http=http, grants=grants, jobs=jobs, metrics=metrics
         )
-        return cls(settings, engine, jobs, grants, http, importer, connections, metrics)
+        return cls(settings, engine, jobs, grants, http, importer, connections, metrics, accounts)
 
     @property
     def listen_url(self) -> str | None:

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(default=5.0, gt=0)
     http_timeout_seconds: float = Field(default=20.0, gt=0)
     provider_max_retries: int = Field(default=3, ge=0, le=10)
+    # Continuous sync: every connected account is imported again (incrementally) this long
+    # after its last complete listing; 0 turns it off.
+    sync_interval_seconds: float = Field(default=0.0, ge=0)
     public_base_url: str = "http://127.0.0.1:8000"
     # An app on another site: the OAuth callback forwards code and state to this page, which
     # completes the flow with POST …/callback and the user's JWT (see the README).
@@ -93,6 +96,7 @@ class Settings(BaseSettings):
     google_auth_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
     google_token_url: str = "https://oauth2.googleapis.com/token"  # noqa: S105 (a URL)
     google_people_api_url: str = "https://people.googleapis.com"
+    google_revoke_url: str = "https://oauth2.googleapis.com/revoke"
     microsoft_client_id: str | None = None
     microsoft_client_secret: str | None = None
     microsoft_tenant: str = "common"

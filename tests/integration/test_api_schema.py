@@ -33,7 +33,7 @@ from tests.helpers import drain, queue_import
 CRON_SECRET = "cron-secret-for-the-schema-run-0123456789"
 JWT_SECRET = "jwt-secret-for-the-schema-run-0123456789abcdef"
 USER = "schema-user"
-EXAMPLES = 50  # per operation and generation mode: ~13 operations, well under a minute
+EXAMPLES = 50  # per operation and generation mode: ~17 operations, well under a minute
 
 OPERATIONS = [
     "GET /api/cron/process-imports",
@@ -45,6 +45,9 @@ OPERATIONS = [
     "GET /api/v1/contacts/import/jobs",
     "POST /api/v1/contacts/import/jobs/{job_id}/cancel",
     "POST /api/v1/contacts/import/jobs/{job_id}/retry",
+    "GET /api/v1/contacts/import/connections",
+    "DELETE /api/v1/contacts/import/{provider}/connection",
+    "POST /api/v1/contacts/import/{provider}/jobs",
     "GET /api/v1/contacts",
     "GET /healthz",
     "GET /metrics",

@@ -101,6 +101,7 @@ def tick(
             metrics=rt.metrics,
             budget_seconds=budget or rt.settings.tick_budget_seconds,
             max_jobs=max_jobs or rt.settings.tick_max_jobs,
+            sync_interval=rt.settings.sync_interval_seconds,
         )
     typer.echo(json.dumps(summary.to_json()))
 
@@ -122,6 +123,7 @@ def worker(
             concurrency=concurrency or rt.settings.worker_concurrency,
             poll_seconds=rt.settings.worker_poll_seconds,
             listen_url=rt.listen_url,
+            sync_interval=rt.settings.sync_interval_seconds,
         )
 
         def _stop(_signum: int, _frame: FrameType | None) -> None:

@@ -143,7 +143,7 @@ def show(job_id: JobRef, as_json: Json = False) -> None:
 def _job_fields(job: Job, actions: dict[str, int]) -> list[tuple[str, object]]:
     return [
         ("id", job.id), ("user", job.user_id), ("provider", job.provider),
-        ("status", job.status.value),
+        ("status", job.status.value), ("trigger", job.trigger),
         ("progress", progress_text(job)), ("created", job.created_contacts),
         ("updated", job.updated_contacts), ("imported", job.imported_contacts),
         ("skipped", job.skipped_contacts), ("failed", job.failed_contacts),

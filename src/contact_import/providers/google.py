@@ -230,3 +230,12 @@ def _total(body: dict[str, Any]) -> int | None:
 def _is_primary(field: dict[str, Any]) -> bool:
     metadata = field.get("metadata")
     return isinstance(metadata, dict) and metadata.get("primary") is True
+
+
+def account_email_of(person: dict[str, Any]) -> str | None:
+    """``people/me``'s email: the primary address, else the first one."""
+    addresses = person.get("emailAddresses")
+    fields = [f for f in addresses if isinstance(f, dict)] if isinstance(addresses, list) else []
+    fields.sort(key=lambda f: not _is_primary(f))
+    values = [f.get("value") for f in fields]
+    return next((v for v in values if isinstance(v, str) and v), None)

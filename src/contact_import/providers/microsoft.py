@@ -333,3 +333,12 @@ def _phones(contact: dict[str, Any]) -> tuple[PhoneInput, ...]:
 
 def _strings(value: object) -> list[str]:
     return [text(item) for item in value] if isinstance(value, list) else []
+
+
+def account_email_of(user: dict[str, Any]) -> str | None:
+    """Graph ``/me``'s email: ``mail``, else the sign-in name (``userPrincipalName``)."""
+    for key in ("mail", "userPrincipalName"):
+        value = user.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None

@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from contact_import.errors import UnknownProvider
+from contact_import.providers import google, microsoft
+from contact_import.providers.account import AccountProfile
 from contact_import.providers.api_source import ApiContactSource
 from contact_import.providers.google import GoogleContactsSource
 from contact_import.providers.microsoft import MicrosoftContactsSource
@@ -53,6 +55,10 @@ class ProviderSpec:
     extra_authorize_params: Mapping[str, str] = field(default_factory=dict)
     # Microsoft wants the scopes again when refreshing; Google does not take them.
     scope_on_refresh: bool = False
+    # Where its API says whose token it is (the account's email), if anywhere.
+    account_profile: AccountProfile | None = None
+    # The Settings field with its token revocation endpoint; None: it has none (Microsoft).
+    revoke_url_setting: str | None = None
 
     @property
     def label(self) -> str:
@@ -70,6 +76,12 @@ class ProviderSpec:
     def api_url(self, settings: Settings) -> str:
         """The configured base URL of its contacts API."""
         return _text_setting(settings, self.api_url_setting) or ""
+
+    def revoke_url(self, settings: Settings) -> str | None:
+        """The configured token revocation endpoint; None when the provider has none."""
+        if self.revoke_url_setting is None:
+            return None
+        return _text_setting(settings, self.revoke_url_setting)
 
 
 def _text_setting(settings: Settings, name: str) -> str | None:
@@ -100,6 +112,10 @@ _SPECS = {
             scopes=(GOOGLE_CONTACTS_SCOPE,),
             # offline: a refresh token; consent: a new one even if the user consented before.
             extra_authorize_params={"access_type": "offline", "prompt": "consent"},
+            account_profile=AccountProfile(
+                "/v1/people/me", google.account_email_of, {"personFields": "emailAddresses"}
+            ),
+            revoke_url_setting="google_revoke_url",
         ),
         ProviderSpec(
             name="microsoft",
@@ -109,6 +125,9 @@ _SPECS = {
             oauth_endpoints=_microsoft_endpoints,
             scopes=MICROSOFT_SCOPES,
             scope_on_refresh=True,
+            account_profile=AccountProfile(
+                "/v1.0/me", microsoft.account_email_of, {"$select": "mail,userPrincipalName"}
+            ),
         ),
     )
 }

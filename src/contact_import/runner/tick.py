@@ -10,6 +10,7 @@ from uuid import UUID
 
 from contact_import.metrics import Metrics
 from contact_import.runner.importer import ImportBudget, Importer, Outcome
+from contact_import.runner.sync import queue_due_syncs
 from contact_import.store.db_errors import map_db_errors
 from contact_import.store.jobs import Job, JobStore, new_worker_name
 from contact_import.store.oauth_states import prune_expired_states
@@ -68,8 +69,10 @@ def run_tick(
     budget_seconds: float,
     max_jobs: int,
     worker: str | None = None,
+    sync_interval: float = 0.0,
 ) -> TickSummary:
-    """Settle dead leases, claim up to ``max_jobs`` and import them side by side.
+    """Settle dead leases, queue the sync imports due (``sync_interval`` seconds; 0: off),
+    claim up to ``max_jobs`` and import them side by side.
 
     Each job stops at a page boundary when the shared budget cannot fit another page, and
     resumes from its cursor on a later tick. Raises DatabaseUnavailable when the database
@@ -80,6 +83,7 @@ def run_tick(
     log.info("tick started", extra={"budget_seconds": budget_seconds, "max_jobs": max_jobs})
     budget = ImportBudget.seconds(budget_seconds)
     with map_db_errors():  # an outage here raises DatabaseUnavailable: the route answers 503
+        queue_due_syncs(jobs, metrics, sync_interval)
         claimed = _settle_then_claim(jobs, importer, metrics, worker or new_worker_name(), max_jobs)
     summary = TickSummary(claimed=len(claimed))
     if not claimed:

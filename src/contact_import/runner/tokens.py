@@ -60,19 +60,27 @@ class TokenRefresher:
         grant = self._grants.get(job.grant_id)
         if not (force or expiring(grant, datetime.now(UTC))):
             return grant
-        with self._engine.begin() as conn:
-            locked = self._grants.lock(conn, job.grant_id)
-            if locked.access_token != grant.access_token and not expiring(
-                locked, datetime.now(UTC)
-            ):
-                return locked  # someone refreshed it while we waited for the lock
-            self._refresh(conn, job, locked)
+        try:
+            with self._engine.begin() as conn:
+                locked = self._grants.lock(conn, job.grant_id)
+                if locked.access_token != grant.access_token and not expiring(
+                    locked, datetime.now(UTC)
+                ):
+                    return locked  # someone refreshed it while we waited for the lock
+                self._refresh(conn, job, locked)
+        except AccessRevoked:
+            # For good (invalid_grant, or nothing to refresh with): continuous sync stops
+            # until the user reconnects.
+            self._grants.mark_refresh_failed(grant.id)
+            raise
         return self._grants.get(job.grant_id)
 
     def _refresh(self, conn: Connection, job: Job, locked: Grant) -> None:
         if not locked.refresh_token:
+            label = self._label(job.provider)
             raise AccessRevoked(
-                f"{self._label(job.provider)} access expired — reconnect your account"
+                f"the {label} access token expired and there is no refresh token to renew it"
+                f" — reconnect your {label} account"
             )
         tokens = refresh_access_token(
             self._client,

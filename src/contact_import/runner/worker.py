@@ -21,6 +21,7 @@ from contact_import.errors import ContactImportError, DatabaseUnavailable, Store
 from contact_import.metrics import Metrics
 from contact_import.runner.importer import ImportBudget, Importer, Outcome
 from contact_import.runner.outage import Backoff, OutageWatch
+from contact_import.runner.sync import queue_due_syncs
 from contact_import.store.db_errors import map_db_errors, translate_db_error
 from contact_import.store.jobs import Job, JobStore, new_worker_name
 from contact_import.store.notifications import listen_for_jobs
@@ -50,6 +51,7 @@ class Worker:
         name: str | None = None,
         reap_seconds: float = 5.0,
         listen_url: str | None = None,
+        sync_interval: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
     ) -> None:
@@ -60,6 +62,10 @@ class Worker:
         self._poll = poll_seconds
         self._reap_seconds = reap_seconds
         self._last_reap = -float("inf")
+        # Continuous sync (0: off): looked for at most every reap period, or the interval.
+        self._sync_interval = sync_interval
+        self._sync_seconds = min(reap_seconds, sync_interval) if sync_interval else 0.0
+        self._last_sync = -float("inf")
         # A libpq URL to LISTEN on (Runtime.listen_url); None: poll only.
         self._listen_url = listen_url
         self._clock, self._jitter = clock, jitter
@@ -120,6 +126,7 @@ class Worker:
         with map_db_errors():
             self._importer.settle_pending()
             self._reap_now_and_then()
+            self._queue_syncs_now_and_then()
             return self._claim_free_slots()
 
     def _wait_out(self, exc: BaseException) -> bool:
@@ -161,6 +168,13 @@ class Worker:
         if now - self._last_reap >= self._reap_seconds:
             self._last_reap = now
             self._metrics.record_reap(self._jobs.reap())
+
+    def _queue_syncs_now_and_then(self) -> None:
+        """Queue the continuous-sync imports due (see ``runner.sync``), now and then."""
+        now = self._clock()
+        if self._sync_interval and now - self._last_sync >= self._sync_seconds:
+            self._last_sync = now
+            queue_due_syncs(self._jobs, self._metrics, self._sync_interval)
 
     def _claim_free_slots(self) -> list[Job]:
         self._running = {f for f in self._running if not f.done()}

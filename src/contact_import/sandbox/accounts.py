@@ -79,6 +79,14 @@ class Account:
     folders: FolderTree = field(default_factory=FolderTree, repr=False, compare=False)
     folder_requests: int = 0
 
+    # Token revocations the provider confirmed (Google's revoke endpoint).
+    revocations: int = 0
+
+    @property
+    def email(self) -> str:
+        """The account's own address (people/me, Graph /me)."""
+        return f"{self.id}@sandbox.example.com"
+
 
 def every_nth(every: int, number: int) -> bool:
     """Whether a knob "every Nth request" (``every``; 0 is off) fires on request ``number``."""

@@ -9,6 +9,7 @@ Routes:
     GET  /v1.0/me/contactFolders, /v1.0/me/contactFolders/{id}/childFolders
                                      the account's contact folders (``graph_folders.py``)
     GET|POST Google's and Microsoft's OAuth authorize and token endpoints (see ``oauth.py``)
+    GET  /v1/people/me, /v1.0/me, POST /revoke   whose token it is, revoking it (``profiles.py``)
     POST /_sandbox/accounts, /_sandbox/accounts/{id}/changes, GET /_sandbox/healthz
                                      the sandbox's own controls (see ``control.py``)
 
@@ -26,6 +27,7 @@ from starlette.routing import Route
 from contact_import.sandbox import graph, graph_delta, graph_folders, people
 from contact_import.sandbox.control import control_routes
 from contact_import.sandbox.oauth import oauth_routes
+from contact_import.sandbox.profiles import profile_routes
 from contact_import.sandbox.state import SandboxState, api_route
 
 __all__ = ["create_sandbox_app"]
@@ -41,6 +43,7 @@ def create_sandbox_app(state: SandboxState) -> Starlette:
             *_folder_routes(),
             *control_routes(),
             *oauth_routes(),
+            *profile_routes(),
         ],
         exception_handlers={HTTPException: _http_error},
     )

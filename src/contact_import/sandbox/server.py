@@ -87,6 +87,7 @@ def sandbox_settings(base_url: str) -> dict[str, str]:
         "google_people_api_url": base_url,
         "google_auth_url": f"{base_url}/o/oauth2/v2/auth",
         "google_token_url": f"{base_url}/token",
+        "google_revoke_url": f"{base_url}/revoke",
         "google_client_id": oauth_store.GOOGLE_CLIENT_ID,
         "google_client_secret": oauth_store.GOOGLE_CLIENT_SECRET,
         "microsoft_graph_api_url": base_url,

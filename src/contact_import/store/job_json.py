@@ -35,6 +35,7 @@ class JobOut(BaseModel):
     started_at: datetime
     completed_at: datetime | None
     updated_at: datetime
+    trigger: str = Field(description="who queued it: user, or sync (continuous sync)")
 
     @classmethod
     def of(cls, job: Job) -> JobOut:
@@ -46,7 +47,7 @@ class JobOut(BaseModel):
             failed_contacts=job.failed_contacts, attempts=job.attempts,
             max_attempts=job.max_attempts, error_message=job.error_message,
             cancel_requested=job.cancel_requested, started_at=job.started_at,
-            completed_at=job.completed_at, updated_at=job.updated_at,
+            completed_at=job.completed_at, updated_at=job.updated_at, trigger=job.trigger,
         )  # fmt: skip
 
 

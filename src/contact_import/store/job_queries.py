@@ -27,7 +27,10 @@ from sqlalchemy import (
     Update,
     and_,
     cast,
+
+    case,
     func,
+    literal,
     or_,
     select,
     text,
@@ -44,6 +47,7 @@ __all__ = [
     "ONE_ACTIVE_INDEX",
     "action_counts",
     "cancel_if_unheld",
+    "cancelled_if_requested",
     "checkpoint_job",
     "claim_jobs",
     "fenced_update",
@@ -112,6 +116,15 @@ def final_values(conn: Connection, status: JobStatus, error: str | None) -> Valu
         "updated_at": db_now(conn),
         "locked_by": None,
         "lease_expires_at": None,
+    }
+
+
+def cancelled_if_requested(error: str | None) -> Values:
+    """A failing job's status and reason, unless its cancel was requested: then cancelled."""
+    requested = jobs.c.cancel_requested.is_(True)
+    return {
+        "status": case((requested, JobStatus.CANCELLED.value), else_=JobStatus.FAILED.value),
+        "error_message": case((requested, _CANCELLED_BY_USER), else_=literal(error)),
     }
 
 

@@ -61,6 +61,7 @@ class Job:
     started_at: datetime
     completed_at: datetime | None
     updated_at: datetime
+    trigger: str = "user"  # who queued it: "user", or "sync" (continuous sync)
 
     @classmethod
     def from_row(cls, row: Any) -> Job:

@@ -35,6 +35,7 @@ from contact_import.store.job_rows import (
 )
 from contact_import.store.namespace import db_schema, notify_channel
 from contact_import.store.notifications import NOTIFY_CHANNEL, notify_job
+from contact_import.store.sync_queries import queue_due_syncs
 
 __all__ = [
     "NOTIFY_CHANNEL",
@@ -67,6 +68,12 @@ def checkpoint(conn: Connection, lease: Lease, step: Checkpoint, *, lease_second
 def _fenced(conn: Connection, lease: Lease, values: dict[str, Any]) -> None:
     if conn.execute(q.fenced_update(conn, lease, values)).rowcount == 0:
         raise LeaseLost(f"lost the lease on job {lease.job_id}")
+
+
+def _cancel(conn: Connection, job_id: UUID) -> None:
+    """Cancel now if no worker holds the job, else flag it for the worker's next page."""
+    if not conn.execute(q.cancel_if_unheld(conn, job_id)).rowcount:
+        conn.execute(q.flag_cancel(conn, job_id))
 
 
 def _is_one_active_violation(exc: IntegrityError) -> bool:
@@ -112,6 +119,16 @@ class JobStore:
                 return Job.from_row(row), True
             existing = conn.execute(q.select_active(user_id, provider)).one()
             return Job.from_row(existing), False
+
+    def queue_syncs(self, interval_seconds: float) -> list[UUID]:
+        """Queue continuous-sync imports of every account due (``sync_queries.queue_due_syncs``);
+        the ids of the jobs queued."""
+        with self.engine.begin() as conn:
+            stmt = queue_due_syncs(conn, interval_seconds, self.max_attempts)
+            queued = list(conn.execute(stmt).scalars())
+            if queued:
+                notify_job(conn, queued[0])  # one wake-up: a woken worker claims them all
+        return queued
 
     def get(self, job_id: UUID, user_id: str | None = None) -> Job:
         """The job; JobNotFound when it does not exist or (with ``user_id``) is someone else's."""
@@ -189,8 +206,13 @@ class JobStore:
             notify_job(conn, lease.job_id)
 
     def finish(self, lease: Lease, status: JobStatus, error: str | None = None) -> None:
+        """End the job; one whose cancel was requested meanwhile ends ``cancelled`` even if it
+        failed (a disconnect deletes the tokens under a running import)."""
         with self.engine.begin() as conn:
-            _fenced(conn, lease, q.final_values(conn, status, error))
+            values = q.final_values(conn, status, error)
+            if status is JobStatus.FAILED:
+                values |= q.cancelled_if_requested(error)
+            _fenced(conn, lease, values)
 
     # -- user actions ---------------------------------------------------------------------
 
@@ -200,9 +222,17 @@ class JobStore:
             job = self._row(conn, job_id, user_id, for_update=True)
             if job.status not in ACTIVE_STATUSES:
                 raise JobStateConflict(f"job {job_id} is already {job.status.value}")
-            if not conn.execute(q.cancel_if_unheld(conn, job_id)).rowcount:
-                conn.execute(q.flag_cancel(conn, job_id))
+            _cancel(conn, job_id)
         return self.get(job_id)
+
+    def cancel_active(self, conn: Connection, user_id: str, provider: str) -> UUID | None:
+        """Cancel the active job of (user, provider), if any, in ``conn``'s transaction: at once
+        when no worker holds it, else at the running import's next page. Its id, or None."""
+        row = conn.execute(q.select_active(user_id, provider).with_for_update()).first()
+        if row is None:
+            return None
+        _cancel(conn, row.id)
+        return UUID(str(row.id))
 
     def retry(self, job_id: UUID, user_id: str | None = None) -> Job:
         """Queue a failed or cancelled job again, resuming from its cursor with fresh attempts

@@ -6,7 +6,8 @@
 3. plan created / updated / skipped / failed (pure: ``domain.merge.plan_page_merge``),
 4. checkpoint the job: cursor, counts and lease, fenced (a lost lease stops the page here),
 5. write contacts, keys and audit rows,
-6. on the last page, save the provider's sync token for the next import of this account.
+6. on the last page, save the provider's sync token for the next import of this account
+   and when its listing completed (continuous sync counts from there).
 
 The statement count is fixed per page (lock, two reads, the checkpoint, up to four writes),
 whatever the page size: no per-contact round trips.
@@ -195,10 +196,11 @@ def _checkpoint(conn: Connection, w: _Writer, counts: PageCounts) -> bool:
 
 
 def _save_sync_token(conn: Connection, w: _Writer) -> None:
-    """After the last page, the next import of this account asks only for what changed."""
+    """After the last page, the next import of this account asks only for what changed, and
+    continuous sync counts from now."""
     page = w.page
-    if page.next_cursor is None and page.sync_token and page.job.grant_id is not None:
-        w.grants.set_sync_token(conn, page.job.grant_id, page.sync_token)
+    if page.next_cursor is None and page.job.grant_id is not None:
+        w.grants.record_listing(conn, page.job.grant_id, page.sync_token)
 
 
 def _counts(actions: Mapping[Action, int]) -> PageCounts:

@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "ACTIVE_GRANT_SQL",
     "ACTIVE_SQL",
     "UTCDateTime",
     "contact_match_keys",
@@ -41,6 +42,8 @@ __all__ = [
 
 # Statuses a job can be claimed or resumed from; the partial indexes below use the same text.
 ACTIVE_SQL = "status IN ('fetching', 'processing')"
+# Grants continuous sync may queue imports for (``provider_grants.status``).
+ACTIVE_GRANT_SQL = "status = 'active'"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -89,8 +92,26 @@ provider_grants = Table(
     # Google nextSyncToken / Microsoft deltaLink of the last complete listing (encrypted: a
     # deltaLink is a URL that, with an access token, reads the whole address book).
     Column("sync_token_enc", Text),
+    # The connected account's email, when the provider told it (shown, never a credential).
+    Column("account_email", Text),
+    # active: synced and usable; revoked: the user disconnected (every token is gone);
+    # refresh_failed: the provider refused a refresh for good (not synced until reconnected).
+    Column("status", Text, nullable=False, server_default=text("'active'")),
+    # When a listing of this account last completed (continuous sync counts from here).
+    Column("last_synced_at", UTCDateTime),
+    CheckConstraint(
+        "status IN ('active', 'revoked', 'refresh_failed')", name="ck_provider_grants_status"
+    ),
     # One connection per user and provider: reconnecting replaces its tokens in place.
     Index("uq_provider_grants_user", "user_id", "provider", unique=True),
+    # Serves continuous sync's scan for due accounts (``store.sync_queries``): active only.
+    Index(
+        "ix_provider_grants_sync_due",
+        "last_synced_at",
+        "created_at",
+        postgresql_where=text(ACTIVE_GRANT_SQL),
+        sqlite_where=text(ACTIVE_GRANT_SQL),
+    ),
 )
 
 # A started OAuth flow: random, single use, short-lived, bound to the user who started it and
@@ -140,6 +161,9 @@ jobs = Table(
     Column("started_at", UTCDateTime, nullable=False),
     Column("completed_at", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Who queued it: the user (OAuth, their own tokens, a retry) or continuous sync.
+    Column("trigger", Text, nullable=False, server_default=text("'user'")),
+    CheckConstraint("\"trigger\" IN ('user', 'sync')", name="ck_contact_import_jobs_trigger"),
     CheckConstraint(
         "status IN ('fetching', 'processing', 'completed', 'failed', 'cancelled')",
         name="ck_contact_import_jobs_status",

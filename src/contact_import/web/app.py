@@ -24,7 +24,7 @@ from contact_import.web import deps
 from contact_import.web.bearer import BearerVerifier, checked_user_id
 from contact_import.web.pages import status as status_pages
 from contact_import.web.problems import install_problem_handlers
-from contact_import.web.routes import contacts, cron, imports, ops
+from contact_import.web.routes import connections, contacts, cron, imports, ops
 from contact_import.web.supervision import InProcessWorker
 
 __all__ = ["create_app", "lifespan_of"]
@@ -88,11 +88,11 @@ def create_app(
         app.add_middleware(
             JsonCORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "x-cron-secret"],
             max_age=600,
         )
-    for module in (cron, imports, contacts, ops, status_pages):
+    for module in (cron, imports, connections, contacts, ops, status_pages):
         app.include_router(module.router)
     return app
 
@@ -175,6 +175,7 @@ def _start_worker(rt: Runtime, on_stopped: Callable[[str], None] | None) -> InPr
         concurrency=rt.settings.worker_concurrency,
         poll_seconds=rt.settings.worker_poll_seconds,
         listen_url=rt.listen_url,
+        sync_interval=rt.settings.sync_interval_seconds,
     )
     supervised = InProcessWorker(worker, on_stopped)
     supervised.start()

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from contact_import.store.job_json import JobOut, JobsOut
 
@@ -56,6 +56,53 @@ class ProgressOut(JobOut):
 class CallbackIn(BaseModel):
     code: str = Field(min_length=1, max_length=4096, description="the provider's code")
     state: str = Field(min_length=1, max_length=512, description="the state it came back with")
+
+
+# A provider token: printable ASCII without spaces (OAuth access and refresh tokens are), at most
+# 8 KiB (Microsoft's access tokens are JWTs of a few KiB).
+_TOKEN = r"^[\x21-\x7e]+$"  # noqa: S105 (a pattern, not a secret)
+_MAX_TOKEN = 8192
+
+
+class OwnTokensIn(BaseModel):
+    """Provider tokens the app already holds (Supabase: ``provider_token`` and
+    ``provider_refresh_token`` of the session)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    access_token: StrictStr = Field(min_length=1, max_length=_MAX_TOKEN, pattern=_TOKEN)
+    refresh_token: StrictStr | None = Field(
+        default=None,
+        min_length=1,
+        max_length=_MAX_TOKEN,
+        pattern=_TOKEN,
+        description="without it the import fails once the access token expires",
+    )
+    expires_in: StrictInt | None = Field(
+        default=None, ge=0, le=31_536_000, description="seconds the access token stays valid"
+    )
+
+
+class ConnectionOut(BaseModel):
+    provider: str
+    status: str = Field(description="active, revoked (disconnected) or refresh_failed")
+    account_email: str | None = Field(description="when the provider tells it")
+    connected_at: datetime
+    last_synced_at: datetime | None = Field(description="when a listing last completed")
+    next_sync_at: datetime | None = Field(description="null: continuous sync is off or stopped")
+
+
+class ConnectionsOut(BaseModel):
+    connections: list[ConnectionOut]
+
+
+class DisconnectedOut(BaseModel):
+    provider: str
+    revoked_at_provider: bool = Field(
+        description="the provider confirmed the revocation; false when it failed or, as "
+        "Microsoft, has none for this flow (the tokens are forgotten here either way)"
+    )
+    cancelled_job_id: UUID | None = Field(description="the active import this cancelled")
 
 
 class ConnectedOut(BaseModel):

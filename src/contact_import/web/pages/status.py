@@ -48,11 +48,11 @@ def _authorized_view(rt: Rt, job_id: UUID, token: str) -> StatusView:
     if not token or not verify_job_link(link_secret(rt), job_id, token):
         raise NotFound(_NO_ACCESS)
     try:
-        job = JobOut.of(rt.jobs.get(job_id))
+        job = rt.jobs.get(job_id)
     except JobNotFound:  # a signed link to a job that is gone
         raise NotFound(_NO_ACCESS) from None
-    # account_email: None until the grant's account email is wired in (provider_grants).
-    return status_view(job, datetime.now(UTC), account_email=None)
+    email = rt.grants.email_of(job.user_id, job.provider)
+    return status_view(JobOut.of(job), datetime.now(UTC), account_email=email)
 
 
 @router.get(

@@ -54,6 +54,7 @@ def process_imports(
         metrics=rt.metrics,
         budget_seconds=rt.settings.tick_budget_seconds,
         max_jobs=rt.settings.tick_max_jobs,
+        sync_interval=rt.settings.sync_interval_seconds,
     )
     return CronOut.model_validate(summary.to_json())
 
