@@ -203,6 +203,7 @@ def live_server(app: FastAPI) -> Iterator[str]:
         thread.join(10)
         sock.close()
 
+
 @dataclass(frozen=True)
 class ProviderTokens:
     """Tokens the sandbox issued for one of its accounts, as an app that signed the user in

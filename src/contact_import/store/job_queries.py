@@ -23,11 +23,8 @@ from sqlalchemy import (
     Connection,
     Insert,
     Select,
-    Text,
     Update,
     and_,
-    cast,
-
     case,
     func,
     literal,
@@ -41,11 +38,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from contact_import.domain.job import ACTIVE_STATUSES, JobStatus
 from contact_import.store.db import is_postgres
 from contact_import.store.job_rows import Checkpoint, Lease, db_now
-from contact_import.store.schema import ACTIVE_SQL, imported_contacts, jobs
+from contact_import.store.schema import ACTIVE_SQL, jobs
 
 __all__ = [
     "ONE_ACTIVE_INDEX",
-    "action_counts",
     "cancel_if_unheld",
     "cancelled_if_requested",
     "checkpoint_job",
@@ -201,22 +197,6 @@ def list_jobs(user_id: str | None, statuses: Sequence[str], limit: int) -> Selec
     if statuses:
         stmt = stmt.where(jobs.c.status.in_(list(statuses)))
     return stmt
-
-
-def jobs_with_id_prefix(hex_prefix: str, limit: int) -> Select[Any]:
-    """Jobs whose id, as 32 lowercase hex digits, starts with ``hex_prefix`` (hex only).
-
-    Postgres prints a uuid with dashes and SQLite stores 32 hex digits: the dashes are removed
-    on both so one prefix means the same on each. A scan, for an operator's command, not a hot path.
-    """
-    hex_id = func.replace(cast(jobs.c.id, Text), "-", "")
-    return select(jobs).where(hex_id.startswith(hex_prefix, autoescape=True)).limit(limit)
-
-
-def action_counts(job_id: UUID) -> Select[Any]:
-    """The original's audit query: how many contacts took each action in this job."""
-    ic = imported_contacts.c
-    return select(ic.action, func.count()).where(ic.import_job_id == job_id).group_by(ic.action)
 
 
 def stuck_jobs(conn: Connection, waiting_seconds: float) -> Select[Any]:

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from contact_import.domain.job import ACTIVE_STATUSES, JobStatus
 from contact_import.errors import JobError, JobNotFound, JobStateConflict, LeaseLost
+from contact_import.store import job_lookups
 from contact_import.store import job_queries as q
 from contact_import.store.job_rows import (
     Checkpoint,
@@ -138,7 +139,7 @@ class JobStore:
     def with_id_prefix(self, hex_prefix: str, *, limit: int = 2) -> list[Job]:
         """Up to ``limit`` jobs whose id starts with ``hex_prefix`` (lowercase hex, no dashes)."""
         with self.engine.connect() as conn:
-            rows = conn.execute(q.jobs_with_id_prefix(hex_prefix, limit))
+            rows = conn.execute(job_lookups.jobs_with_id_prefix(hex_prefix, limit))
             return [Job.from_row(r) for r in rows]
 
     def list_jobs(
@@ -150,7 +151,9 @@ class JobStore:
     def action_counts(self, job_id: UUID) -> dict[str, int]:
         """The original's audit query: how many contacts took each action in this job."""
         with self.engine.connect() as conn:
-            return {action: count for action, count in conn.execute(q.action_counts(job_id))}
+            return {
+                action: count for action, count in conn.execute(job_lookups.action_counts(job_id))
+            }
 
     def stuck(self, *, waiting_seconds: float = 300.0) -> list[Job]:
         """Active jobs whose lease expired, or that have waited to run for too long."""
