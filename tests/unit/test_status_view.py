@@ -29,7 +29,7 @@ def job(status: str, *, processed: int = 0, total: int = 0, age: float = 0.0) ->
         processed_contacts=processed, created_contacts=processed, updated_contacts=0,
         imported_contacts=processed, skipped_contacts=0, failed_contacts=0, attempts=1,
         max_attempts=5, error_message=None, cancel_requested=False, started_at=started,
-        completed_at=None, updated_at=started,
+        completed_at=None, updated_at=started, trigger="user",
     )  # fmt: skip
 
 
