@@ -23,6 +23,7 @@ from contact_import.cli.common import (
     setup_logging,
 )
 from contact_import.cli.jobs import jobs_app
+from contact_import.cli.webhooks import webhooks_app
 from contact_import.errors import ConfigError
 from contact_import.runner.tick import run_tick
 from contact_import.runner.worker import Worker
@@ -40,6 +41,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(webhooks_app, name="webhooks")
 app.command("demo")(demo_command.demo)
 
 LogLevel = Annotated[str, typer.Option("--log-level", help="debug, info, warning, error")]
@@ -78,6 +80,8 @@ def tick(
             metrics=rt.metrics,
             budget_seconds=budget or rt.settings.tick_budget_seconds,
             max_jobs=max_jobs or rt.settings.tick_max_jobs,
+            deliverer=rt.deliverer,
+            retention=rt.retention,
         )
     typer.echo(json.dumps(summary.to_json()))
 
@@ -99,6 +103,8 @@ def worker(
             concurrency=concurrency or rt.settings.worker_concurrency,
             poll_seconds=rt.settings.worker_poll_seconds,
             listen_url=rt.listen_url,
+            deliverer=rt.deliverer,
+            retention=rt.retention,
         )
 
         def _stop(_signum: int, _frame: FrameType | None) -> None:

@@ -175,6 +175,8 @@ def _start_worker(rt: Runtime, on_stopped: Callable[[str], None] | None) -> InPr
         concurrency=rt.settings.worker_concurrency,
         poll_seconds=rt.settings.worker_poll_seconds,
         listen_url=rt.listen_url,
+        deliverer=rt.deliverer,
+        retention=rt.retention,
     )
     supervised = InProcessWorker(worker, on_stopped)
     supervised.start()

@@ -54,6 +54,8 @@ def process_imports(
         metrics=rt.metrics,
         budget_seconds=rt.settings.tick_budget_seconds,
         max_jobs=rt.settings.tick_max_jobs,
+        deliverer=rt.deliverer,
+        retention=rt.retention,
     )
     return CronOut.model_validate(summary.to_json())
 
