@@ -46,6 +46,7 @@ class Receiver:
     statuses: list[int] = field(default_factory=lambda: [200])
     delay: float = 0.0
     received: list[Received] = field(default_factory=list)
+    arrivals: int = 0  # requests that came in, answered yet or not
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _arrived: threading.Condition = field(init=False)
 
@@ -65,6 +66,16 @@ class Receiver:
         with self._arrived:
             self.received.append(Received(headers, body, time.monotonic()))
             self._arrived.notify_all()
+
+    def arrive(self) -> None:
+        with self._arrived:
+            self.arrivals += 1
+            self._arrived.notify_all()
+
+    def wait_arrivals(self, count: int, timeout: float) -> None:
+        with self._arrived:
+            ok = self._arrived.wait_for(lambda: self.arrivals >= count, timeout)
+            assert ok, f"{self.arrivals} requests came in, not {count}"
 
     def wait_for(self, count: int, timeout: float) -> list[Received]:
         with self._arrived:
@@ -90,6 +101,7 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             status = receiver._status()
+            receiver.arrive()
             if receiver.delay:
                 time.sleep(receiver.delay)
             # Recorded before answering: once the sender has its answer, the test sees it.

@@ -125,7 +125,8 @@ def test_receiver_down_for_the_first_attempts_then_delivered_with_the_same_id(
         clock.advance(RETRY_SCHEDULE[0])
         assert deliverer.deliver_due().retrying == 1
         (event,) = rt.outbox.list_events(failed_only=True)
-        assert event.attempts == 2 and event.status is EventStatus.PENDING
+        assert event.attempts == 2
+        assert event.status is EventStatus.PENDING
         assert event.next_attempt_at == clock.now + timedelta(seconds=RETRY_SCHEDULE[1])
         with down.running():
             clock.advance(RETRY_SCHEDULE[1])
@@ -135,7 +136,8 @@ def test_receiver_down_for_the_first_attempts_then_delivered_with_the_same_id(
     assert got.headers["webhook-id"] == event.id
     assert got.verified(SECRET)["data"]["id"] == str(job.id)
     assert [a.status_code for a in attempts] == [None, None, 200]
-    assert attempts[0].error is not None and attempts[2].error is None
+    assert attempts[0].error is not None
+    assert attempts[2].error is None
 
 
 def test_non_2xx_is_retried_on_the_schedule_then_given_up_and_retry_makes_it_due(
@@ -258,7 +260,8 @@ def test_a_slow_receiver_does_not_slow_the_imports(
         thread.join(timeout=30)
     ended = [hooked.jobs.get(j.id) for j in (first, second)]
     assert all(j.status is JobStatus.COMPLETED for j in ended)
-    assert ended[0].completed_at is not None and ended[1].completed_at is not None
+    assert ended[0].completed_at is not None
+    assert ended[1].completed_at is not None
     # Both imports ended before the receiver answered the first event (3 s after it came).
     gap = (ended[1].completed_at - ended[0].completed_at).total_seconds()
     assert abs(gap) < receiver.delay / 2
