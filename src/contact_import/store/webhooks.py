@@ -59,7 +59,9 @@ def enqueue_event(
 ) -> str:
     """Put an event in the outbox inside the caller's transaction, due now; its id.
 
-    Events of one ``job_id`` are delivered in the order they were enqueued.
+    Events of one ``job_id`` are delivered in the order they were enqueued. Call it only
+    when webhooks are on (``Settings.webhook_url`` set, ``JobStore.webhooks``): nothing
+    delivers, or deletes, the events of a deployment without a WEBHOOK_URL.
     """
     at = now or datetime.now(UTC)
     event_id = new_event_id()
