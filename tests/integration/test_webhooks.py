@@ -25,8 +25,10 @@ from contact_import.sandbox.accounts import Faults
 from contact_import.sandbox.server import RunningSandbox
 from contact_import.settings import Settings
 from contact_import.store.jobs import JobStore
+from contact_import.store.webhooks import enqueue_event
 from contact_import.web.schemas import JobOut
 from tests.helpers import drain, free_port, queue_import
+from tests.integration.test_database_outage import _messages, _refused_url, _wait_until, running
 from tests.webhook_receiver import Receiver, new_secret
 
 SECRET = new_secret()
@@ -267,3 +269,54 @@ def test_a_slow_receiver_does_not_slow_the_imports(
     assert abs(gap) < receiver.delay / 2
     assert answers[1].answered_at - answers[0].answered_at >= receiver.delay * 0.9
     assert {a.verified(SECRET)["data"]["id"] for a in answers} == {str(first.id), str(second.id)}
+
+
+def test_concurrent_deliverers_never_claim_the_same_event(hooked: Runtime) -> None:
+    with hooked.engine.begin() as conn:
+        for n in range(40):
+            enqueue_event(conn, "connection.revoked", {"n": n})
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    claims: dict[str, list[str]] = {"a": [], "b": []}
+
+    def claim_all(name: str) -> None:
+        while batch := hooked.outbox.claim_due(name, 3, later):
+            claims[name].extend(e.id for e in batch)
+
+    threads = [threading.Thread(target=claim_all, args=(name,)) for name in claims]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    both = claims["a"] + claims["b"]
+    assert len(both) == len(set(both)) == 40
+    sample = hooked.metrics.registry.get_sample_value
+    assert sample("contact_import_webhook_outbox_depth") == 40
+    oldest = sample("contact_import_webhook_oldest_pending_age_seconds")
+    assert oldest is not None
+    assert 0 <= oldest < 60
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_delivery_thread_waits_out_a_database_it_cannot_reach(
+    settings_for: Callable[..., Settings], receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = settings_for(
+        database_url=_refused_url(), webhook_url=receiver.url, webhook_secret=SECRET
+    )
+    gone = "webhook delivery: database unavailable; retrying until it is back"
+    with Runtime.build(settings) as rt:
+        worker = Worker(
+            rt.jobs,
+            rt.importer,
+            metrics=rt.metrics,
+            concurrency=1,
+            poll_seconds=0.05,
+            deliverer=rt.deliverer,
+        )
+        with running(worker) as thread:
+            _wait_until(lambda: bool(_messages(caplog, gone)), 20, "the outage to be noticed")
+            threading.Event().wait(1.5)  # several more failed tries, at a backed-off pace
+            assert thread.is_alive()
+    assert worker.failure is None
+    assert len(_messages(caplog, gone)) == 1
+    assert not [r for r in caplog.records if r.getMessage() == "webhook delivery failed"]
