@@ -24,7 +24,7 @@ from contact_import.runtime import Runtime
 from contact_import.sandbox.accounts import Faults
 from contact_import.sandbox.server import RunningSandbox
 from contact_import.settings import Settings
-from contact_import.store.jobs import JobStore
+from contact_import.store.jobs import Checkpoint, JobStore, PageCounts, checkpoint
 from contact_import.store.webhooks import enqueue_event
 from contact_import.web.schemas import JobOut
 from tests.helpers import drain, free_port, queue_import
@@ -320,3 +320,33 @@ def test_the_delivery_thread_waits_out_a_database_it_cannot_reach(
     assert worker.failure is None
     assert len(_messages(caplog, gone)) == 1
     assert not [r for r in caplog.records if r.getMessage() == "webhook delivery failed"]
+
+
+def test_without_a_webhook_url_nothing_is_written(
+    runtime: Runtime, sandbox: RunningSandbox
+) -> None:
+    queue_import(runtime, sandbox, "nia", size=5)
+    drain(runtime)
+    cancelled = queue_import(runtime, sandbox, "ola", size=5)
+    runtime.jobs.cancel(cancelled.id)
+    assert runtime.deliverer is None
+    assert runtime.outbox.list_events() == []
+
+
+def test_an_end_that_rolls_back_leaves_no_event(hooked: Runtime, sandbox: RunningSandbox) -> None:
+    queue_import(hooked, sandbox, "pat", size=5)
+    (claimed,) = hooked.jobs.claim("w", 1).jobs
+    last = Checkpoint(PageCounts(created=1), next_cursor=None)
+
+    def last_page_then_a_failure() -> None:
+        with hooked.engine.begin() as conn:
+            checkpoint(conn, claimed.lease, last, lease_seconds=30, webhooks=True)
+            raise RuntimeError("the rest of the page's write failed")
+
+    with pytest.raises(RuntimeError):
+        last_page_then_a_failure()
+    assert hooked.outbox.list_events() == []
+    assert hooked.jobs.get(claimed.id).status is JobStatus.PROCESSING
+    hooked.jobs.finish(claimed.lease, JobStatus.FAILED, "gave up")
+    (event,) = hooked.outbox.list_events()
+    assert (event.type, event.job_id) == ("import.failed", claimed.id)

@@ -63,16 +63,15 @@ def checkpoint(
     (and, with ``webhooks``, its ``import.completed`` event). Returns ``cancel_requested``;
     raises LeaseLost.
     """
-    stmt = q.checkpoint_job(conn, lease, step, lease_seconds).returning(*jobs.c)
+    stmt = q.checkpoint_job(conn, lease, step, lease_seconds)
     if step.next_cursor is None:
         ended = end_jobs(conn, stmt, webhooks=webhooks)
-        row = ended[0] if ended else None
+        cancel = ended[0].cancel_requested if ended else None
     else:
-        found = conn.execute(stmt).first()
-        row = None if found is None else Job.from_row(found)
-    if row is None:
+        cancel = conn.execute(stmt.returning(jobs.c.cancel_requested)).scalar_one_or_none()
+    if cancel is None:
         raise LeaseLost(f"lost the lease on job {lease.job_id}")
-    return row.cancel_requested
+    return bool(cancel)
 
 
 def end_jobs(conn: Connection, stmt: Update, *, webhooks: bool) -> list[Job]:
