@@ -32,6 +32,7 @@ database is nobody's fault, so it does not). Database errors are translated in o
     ├── JobError
     │   ├── JobNotFound
     │   └── JobStateConflict           the job is not in a state that allows the action
+    ├── EventNotFound                  no such webhook event, or one that cannot be retried
     └── InvalidOAuthState              a callback whose state is unknown, expired or used
 """
 
@@ -45,6 +46,7 @@ __all__ = [
     "CursorExpired",
     "DatabaseMisconfigured",
     "DatabaseUnavailable",
+    "EventNotFound",
     "InsufficientScope",
     "InvalidOAuthState",
     "JobError",
@@ -173,6 +175,10 @@ class JobNotFound(JobError):
 
 class JobStateConflict(JobError):
     """The job's status does not allow the action (retry a running job, cancel a finished one)."""
+
+
+class EventNotFound(ContactImportError):
+    """No webhook event with that id, or one already delivered (nothing left to retry)."""
 
 
 class InvalidOAuthState(ContactImportError):

@@ -17,6 +17,10 @@ share the queue.
     contact_import_jobs{status}                       gauge, scrape time
     contact_import_queue_depth                        gauge, scrape time: runnable now
     contact_import_oldest_waiting_job_age_seconds     gauge, scrape time
+    contact_import_webhook_deliveries_total{outcome}  attempts: delivered / retrying / gave_up
+    contact_import_webhook_outbox_depth               gauge, scrape time: pending events
+    contact_import_webhook_oldest_pending_age_seconds gauge, scrape time
+    contact_import_retention_deleted_total{table}     rows deleted by retention
 """
 
 from __future__ import annotations
@@ -33,12 +37,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from contact_import.domain.job import JobStatus
 from contact_import.failures import FailureReason
 from contact_import.store.job_rows import Claimed, PageCounts, QueueStats, Reaped
+from contact_import.store.outbox import OutboxStats
+from contact_import.store.retention import Pruned
 
-__all__ = ["CONTACT_ACTIONS", "Metrics"]
+__all__ = ["CONTACT_ACTIONS", "DELIVERY_OUTCOMES", "Metrics"]
 
 log = logging.getLogger("contact_import.metrics")
 
 CONTACT_ACTIONS = ("created", "updated", "skipped", "failed")
+DELIVERY_OUTCOMES = ("delivered", "retrying", "gave_up")
 
 # Imports last from a second (a small book) to hours (a huge one paced by rate limits).
 _DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, float("inf"))
@@ -89,6 +96,33 @@ class Metrics:
             self.failures.labels(reason.value)
         for action in CONTACT_ACTIONS:
             self.contacts.labels(action)
+        self.webhook_deliveries = Counter(
+            "contact_import_webhook_deliveries",
+            "Webhook delivery attempts, by outcome.",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in DELIVERY_OUTCOMES:
+            self.webhook_deliveries.labels(outcome)
+        self.retention_deleted = Counter(
+            "contact_import_retention_deleted",
+            "Rows deleted by retention, by table.",
+            ["table"],
+            registry=r,
+        )
+
+    def watch_outbox(self, stats: Callable[[], OutboxStats]) -> None:
+        """Report the webhook outbox's gauges, read with ``stats`` at each scrape."""
+        self.registry.register(_OutboxCollector(stats))
+
+    def record_delivery(self, outcome: str) -> None:
+        self.webhook_deliveries.labels(outcome).inc()
+
+    def record_pruned(self, pruned: Pruned) -> None:
+        if pruned.audit_rows:
+            self.retention_deleted.labels("imported_contacts").inc(pruned.audit_rows)
+        if pruned.webhook_events:
+            self.retention_deleted.labels("webhook_events").inc(pruned.webhook_events)
 
     def watch_queue(self, stats: Callable[[], QueueStats]) -> None:
         """Report the queue's gauges, read with ``stats`` at each scrape."""
@@ -159,5 +193,38 @@ def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily
         GaugeMetricFamily(
             "contact_import_oldest_waiting_job_age_seconds",
             "Seconds the longest-waiting runnable job has been due; 0 when none waits.",
+        ),
+    )
+
+
+class _OutboxCollector(Collector):
+    """The outbox's gauges, computed from the database at scrape time."""
+
+    def __init__(self, stats: Callable[[], OutboxStats]) -> None:
+        self._stats = stats
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        return _outbox_families()
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        try:
+            stats = self._stats()
+        except SQLAlchemyError as exc:
+            log.warning("outbox metrics unavailable: database error (%s)", type(exc).__name__)
+            return []
+        depth, oldest = _outbox_families()
+        depth.add_metric([], stats.depth)
+        oldest.add_metric([], stats.oldest_pending_seconds)
+        return [depth, oldest]
+
+
+def _outbox_families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+    return (
+        GaugeMetricFamily(
+            "contact_import_webhook_outbox_depth", "Webhook events not yet delivered or given up."
+        ),
+        GaugeMetricFamily(
+            "contact_import_webhook_oldest_pending_age_seconds",
+            "Seconds since the oldest pending webhook event was written; 0 when none.",
         ),
     )

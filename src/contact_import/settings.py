@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from typing import Annotated, Literal
@@ -105,6 +107,15 @@ class Settings(BaseSettings):
     # Development: the providers above are the built-in sandbox at this URL (`serve --sandbox`
     # sets it; `contact-import sandbox` prints it), so the dev home page may pick a book size.
     sandbox_url: str | None = None
+    # Completion webhooks (Standard Webhooks): POST each event here; unset = no events.
+    webhook_url: str | None = None
+    # whsec_… secrets, space-separated, newest first: every one signs (rotation); never logged.
+    webhook_secret: str | None = Field(default=None, repr=False)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # Delivered (and given-up) webhook events are deleted this many days later; 0 = never.
+    webhook_retention_days: float = Field(default=7.0, ge=0)
+    # imported_contacts rows of jobs that ended this many days ago are deleted; 0 = never.
+    audit_retention_days: float = Field(default=90.0, ge=0)
 
     @field_validator("cors_origins", "jwt_algorithms", "jwt_authorized_parties", mode="before")
     @classmethod
@@ -124,6 +135,16 @@ class Settings(BaseSettings):
         parts = urlsplit(value.strip())
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
             raise ValueError("OAUTH_RETURN_URL must be an absolute http(s) URL without a #fragment")
+        return value.strip()
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("WEBHOOK_URL must be an absolute http(s) URL")
         return value.strip()
 
     @field_validator("jwt_jwks_url", "jwt_issuer")
@@ -190,6 +211,26 @@ class Settings(BaseSettings):
             "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`"
         )
 
+    def webhook_secrets(self) -> list[str]:
+        """WEBHOOK_SECRET's ``whsec_`` secrets, newest first; ConfigError when WEBHOOK_URL is
+        set without a valid one. The message never repeats a secret."""
+        raw = (self.webhook_secret or "").split()
+        if self.webhook_url is None:
+            return raw
+        if not raw:
+            raise ConfigError(
+                "WEBHOOK_URL is set but WEBHOOK_SECRET is not: set it to a whsec_… secret "
+                "(e.g. `python -c 'import base64,os; "
+                'print("whsec_" + base64.b64encode(os.urandom(32)).decode())\'`)'
+            )
+        for position, secret in enumerate(raw, start=1):
+            if not _is_webhook_secret(secret):
+                raise ConfigError(
+                    f"WEBHOOK_SECRET: secret {position} of {len(raw)} is not a whsec_ secret "
+                    "(whsec_ then the base64 of at least 24 random bytes)"
+                )
+        return raw
+
     def require_secrets(self, *names: str) -> None:
         """Refuse to start outside development when a named secret is missing or a placeholder."""
         if self.dev_mode:
@@ -212,6 +253,17 @@ def _check_jwks_url(url: str, *, dev_mode: bool) -> None:
         raise ValueError("JWT_JWKS_URL must be an absolute https URL")
     if parts.scheme == "http" and not dev_mode and parts.hostname not in _LOOPBACK_HOSTS:
         raise ValueError("JWT_JWKS_URL must be https (http only on loopback or in development)")
+
+
+def _is_webhook_secret(secret: str) -> bool:
+    """``whsec_`` and the base64 of at least 24 bytes (Standard Webhooks' own format)."""
+    if not secret.startswith("whsec_"):
+        return False
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except binascii.Error:
+        return False
+    return len(key) >= 24
 
 
 def _is_placeholder(value: str | None) -> bool:

@@ -26,6 +26,7 @@ from contact_import.cli.common import (
     setup_logging,
 )
 from contact_import.cli.jobs import jobs_app
+from contact_import.cli.webhooks import webhooks_app
 from contact_import.errors import ConfigError
 from contact_import.runner.tick import run_tick
 from contact_import.runner.worker import Worker
@@ -44,6 +45,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(webhooks_app, name="webhooks")
 app.command("demo")(demo_command.demo)
 
 
@@ -102,6 +104,8 @@ def tick(
             budget_seconds=budget or rt.settings.tick_budget_seconds,
             max_jobs=max_jobs or rt.settings.tick_max_jobs,
             sync_interval=rt.settings.sync_interval_seconds,
+            deliverer=rt.deliverer,
+            retention=rt.retention,
         )
     typer.echo(json.dumps(summary.to_json()))
 
@@ -124,6 +128,8 @@ def worker(
             poll_seconds=rt.settings.worker_poll_seconds,
             listen_url=rt.listen_url,
             sync_interval=rt.settings.sync_interval_seconds,
+            deliverer=rt.deliverer,
+            retention=rt.retention,
         )
 
         def _stop(_signum: int, _frame: FrameType | None) -> None:

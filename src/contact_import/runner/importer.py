@@ -253,7 +253,13 @@ class Importer:
     def _store(self, job: Job, page: ContactPage, incoming: list[Incoming]) -> PageResult:
         """Write the page in ONE transaction (``store.page``) and count it."""
         stored = PageWrite(job, incoming, page.next_cursor, page.total, page.sync_token)
-        result = write_page(self._engine, self._grants, stored, lease_seconds=self._lease_seconds)
+        result = write_page(
+            self._engine,
+            self._grants,
+            stored,
+            lease_seconds=self._lease_seconds,
+            webhooks=self._jobs.webhooks,
+        )
         counts = result.counts
         self._metrics.record_contacts(counts)
         log.info(

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 from uuid import UUID
 
+from contact_import.errors import StoreError
 from contact_import.metrics import Metrics
 from contact_import.runner.importer import ImportBudget, Importer, Outcome
+from contact_import.runner.retention import Retention
 from contact_import.runner.sync import queue_due_syncs
+from contact_import.runner.webhooks import Deliverer
 from contact_import.store.db_errors import map_db_errors
 from contact_import.store.jobs import Job, JobStore, new_worker_name
 from contact_import.store.oauth_states import prune_expired_states
@@ -18,6 +22,9 @@ from contact_import.store.oauth_states import prune_expired_states
 __all__ = ["TickSummary", "run_tick"]
 
 log = logging.getLogger("contact_import.tick")
+
+# The part of a tick's budget kept for webhook deliveries (when WEBHOOK_URL is set).
+WEBHOOK_BUDGET_SHARE = 0.25
 
 
 @dataclass
@@ -70,6 +77,8 @@ def run_tick(
     max_jobs: int,
     worker: str | None = None,
     sync_interval: float = 0.0,
+    deliverer: Deliverer | None = None,
+    retention: Retention | None = None,
 ) -> TickSummary:
     """Settle dead leases, queue the sync imports due (``sync_interval`` seconds; 0: off),
     claim up to ``max_jobs`` and import them side by side.
@@ -78,13 +87,27 @@ def run_tick(
     resumes from its cursor on a later tick. Raises DatabaseUnavailable when the database
     cannot be reached before anything is claimed; once jobs run, the importer settles each
     of them whatever happens.
+
+    With a ``deliverer``, imports get ``1 - WEBHOOK_BUDGET_SHARE`` of the budget and webhook
+    deliveries what is left after them; ``retention`` prunes before the claim.
     """
     metrics.cron_ticks.inc()
     log.info("tick started", extra={"budget_seconds": budget_seconds, "max_jobs": max_jobs})
-    budget = ImportBudget.seconds(budget_seconds)
+    started = time.monotonic()
+    share = 0.0 if deliverer is None else WEBHOOK_BUDGET_SHARE
+    budget = ImportBudget.seconds(budget_seconds * (1 - share))
     with map_db_errors():  # an outage here raises DatabaseUnavailable: the route answers 503
         queue_due_syncs(jobs, metrics, sync_interval)
+        if retention is not None:
+            retention.run()
         claimed = _settle_then_claim(jobs, importer, metrics, worker or new_worker_name(), max_jobs)
+    summary = _import_claimed(importer, claimed, budget)
+    if deliverer is not None:
+        _deliver(deliverer, started + budget_seconds - time.monotonic())
+    return summary
+
+
+def _import_claimed(importer: Importer, claimed: list[Job], budget: ImportBudget) -> TickSummary:
     summary = TickSummary(claimed=len(claimed))
     if not claimed:
         log.info("no pending jobs")
@@ -100,6 +123,18 @@ def run_tick(
     summary.longest_page_seconds = budget.longest_page
     log.info("tick finished", extra=summary.log_fields())
     return summary
+
+
+def _deliver(deliverer: Deliverer, seconds: float) -> None:
+    """Spend what is left of the tick on webhook deliveries; an outage only ends them."""
+    try:
+        with map_db_errors():
+            done = deliverer.deliver_due(seconds=seconds)
+    except StoreError as exc:
+        log.warning("webhook deliveries stopped: %s", exc)
+        return
+    if done.attempts:
+        log.info("webhooks attempted", extra=asdict(done))
 
 
 def _settle_then_claim(

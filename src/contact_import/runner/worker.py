@@ -21,7 +21,9 @@ from contact_import.errors import ContactImportError, DatabaseUnavailable, Store
 from contact_import.metrics import Metrics
 from contact_import.runner.importer import ImportBudget, Importer, Outcome
 from contact_import.runner.outage import Backoff, OutageWatch
+from contact_import.runner.retention import Retention
 from contact_import.runner.sync import queue_due_syncs
+from contact_import.runner.webhooks import Deliverer
 from contact_import.store.db_errors import map_db_errors, translate_db_error
 from contact_import.store.jobs import Job, JobStore, new_worker_name
 from contact_import.store.notifications import listen_for_jobs
@@ -54,6 +56,8 @@ class Worker:
         sync_interval: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
+        deliverer: Deliverer | None = None,
+        retention: Retention | None = None,
     ) -> None:
         self._jobs = jobs
         self._importer = importer
@@ -79,6 +83,11 @@ class Worker:
             log, clock=clock, backoff=Backoff(jitter=jitter), extra={"worker": self.name}
         )
         self._errors = Backoff(jitter=jitter)  # unexpected errors of the loop itself
+        # Webhook deliveries run on a thread of their own (never on an import's page path);
+        # retention in the loop, every ``retention.every_seconds``.
+        self._deliverer = deliverer
+        self._deliver_wake = threading.Event()
+        self._retention = retention
 
     def run(self, *, once: bool = False) -> None:
         """Work until stopped; with ``once``, until no job is runnable and none is running.
@@ -88,6 +97,7 @@ class Worker:
         """
         log.info("worker started", extra={"worker": self.name, "concurrency": self._concurrency})
         listener = self._start_listener()
+        delivering = self._start_delivering()
         try:
             with ThreadPoolExecutor(self._concurrency, thread_name_prefix="import") as pool:
                 try:
@@ -99,8 +109,10 @@ class Worker:
         finally:
             self.stop.set()
             self._settle_before_exit()
-            if listener is not None:
-                listener.join(timeout=5)
+            self._deliver_wake.set()
+            for thread in (listener, delivering):
+                if thread is not None:
+                    thread.join(timeout=5)
         reason = {} if self.failure is None else {"reason": str(self.failure)}
         log.info("worker stopped", extra={"worker": self.name} | reason)
 
@@ -127,6 +139,8 @@ class Worker:
             self._importer.settle_pending()
             self._reap_now_and_then()
             self._queue_syncs_now_and_then()
+            if self._retention is not None:
+                self._retention.run_now_and_then()
             return self._claim_free_slots()
 
     def _wait_out(self, exc: BaseException) -> bool:
@@ -167,7 +181,10 @@ class Worker:
         now = self._clock()
         if now - self._last_reap >= self._reap_seconds:
             self._last_reap = now
-            self._metrics.record_reap(self._jobs.reap())
+            reaped = self._jobs.reap()
+            self._metrics.record_reap(reaped)
+            if reaped.failed or reaped.cancelled:
+                self._deliver_wake.set()  # their events are in the outbox
 
     def _queue_syncs_now_and_then(self) -> None:
         """Queue the continuous-sync imports due (see ``runner.sync``), now and then."""
@@ -198,6 +215,7 @@ class Worker:
             outcome = future.result()
             self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
         self._wake.set()
+        self._deliver_wake.set()  # a job that ended has an event waiting
 
     def _settle_before_exit(self) -> None:
         """One last try for settlements still waiting; if the database is still away, their
@@ -218,6 +236,41 @@ class Worker:
     def request_stop(self) -> None:
         self.stop.set()
         self._wake.set()
+
+    # -- webhook deliveries ---------------------------------------------------------------
+
+    def _start_delivering(self) -> threading.Thread | None:
+        if self._deliverer is None:
+            return None
+        thread = threading.Thread(target=self._deliver, name="webhooks", daemon=True)
+        thread.start()
+        return thread
+
+    def _deliver(self) -> None:
+        """Deliver due events, then wait for a job to end or the next poll; outages are
+        waited out as the loop's are."""
+        assert self._deliverer is not None
+        watch = OutageWatch(
+            log,
+            gone="webhook delivery: database unavailable; retrying until it is back",
+            back="webhook delivery: database is back",
+            clock=self._clock,
+            backoff=Backoff(jitter=self._jitter),
+            extra={"worker": self.name},
+        )
+        while not self.stop.is_set():
+            wait = self._poll
+            try:
+                with map_db_errors():
+                    self._deliverer.deliver_due()
+                watch.recovered()
+            except Exception as exc:
+                error = translate_db_error(exc)
+                if not isinstance(error, StoreError):
+                    log.error("webhook delivery failed", extra={"worker": self.name}, exc_info=exc)
+                wait = watch.failed(error)
+            self._deliver_wake.wait(wait)
+            self._deliver_wake.clear()
 
     # -- LISTEN/NOTIFY --------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from contact_import.store.job_rows import Job
+from contact_import.store.job_rows import Job, job_fields
 
 __all__ = ["JobOut", "JobsOut"]
 
@@ -39,16 +39,7 @@ class JobOut(BaseModel):
 
     @classmethod
     def of(cls, job: Job) -> JobOut:
-        return cls(
-            id=job.id, provider=job.provider, status=job.status.value,
-            total_contacts=job.total_contacts, processed_contacts=job.processed_contacts,
-            created_contacts=job.created_contacts, updated_contacts=job.updated_contacts,
-            imported_contacts=job.imported_contacts, skipped_contacts=job.skipped_contacts,
-            failed_contacts=job.failed_contacts, attempts=job.attempts,
-            max_attempts=job.max_attempts, error_message=job.error_message,
-            cancel_requested=job.cancel_requested, started_at=job.started_at,
-            completed_at=job.completed_at, updated_at=job.updated_at, trigger=job.trigger,
-        )  # fmt: skip
+        return cls(**job_fields(job))  # the webhook's `data` is built from the same list
 
 
 class JobsOut(BaseModel):

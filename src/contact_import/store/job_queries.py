@@ -280,8 +280,8 @@ def claim_jobs(conn: Connection, locked_by: str, limit: int, lease_seconds: floa
 def checkpoint_job(
     conn: Connection, lease: Lease, step: Checkpoint, lease_seconds: float
 ) -> Update:
-    """Advance cursor and counts and extend the lease, fenced; RETURNING ``cancel_requested``
-    (no row: the lease was lost).
+    """Advance cursor and counts and extend the lease, fenced (the caller adds RETURNING: no
+    row means the lease was lost).
 
     The counts are added in SQL (``col + n``), never read and written back, so the page's
     transaction is the only thing that moves them. No ``next_cursor``: that was the last
@@ -304,7 +304,7 @@ def checkpoint_job(
     }
     if step.next_cursor is None:
         values |= final_values(conn, JobStatus.COMPLETED, None) | {"total_contacts": processed}
-    return sql_update(jobs).where(lease.matches()).values(values).returning(jobs.c.cancel_requested)
+    return sql_update(jobs).where(lease.matches()).values(values)
 
 
 def fenced_update(conn: Connection, lease: Lease, values: Values) -> Update:

@@ -21,6 +21,7 @@ from contact_import.store.db import is_postgres
 from contact_import.store.schema import UTCDateTime, jobs
 
 __all__ = [
+    "PUBLIC_JOB_FIELDS",
     "Checkpoint",
     "Claimed",
     "Job",
@@ -29,8 +30,17 @@ __all__ = [
     "QueueStats",
     "Reaped",
     "db_now",
+    "job_fields",
     "new_worker_name",
 ]
+
+# What the status route (and a webhook event's ``data``) tells about a job, in that order.
+PUBLIC_JOB_FIELDS = (
+    "id", "provider", "status", "total_contacts", "processed_contacts", "created_contacts",
+    "updated_contacts", "imported_contacts", "skipped_contacts", "failed_contacts",
+    "attempts", "max_attempts", "error_message", "cancel_requested", "started_at",
+    "completed_at", "updated_at", "trigger",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +158,13 @@ class QueueStats:
     by_status: dict[str, int]
     runnable: int
     oldest_wait_seconds: float
+
+
+def job_fields(job: Job) -> dict[str, Any]:
+    """The job as the API shows it (``PUBLIC_JOB_FIELDS``), as Python values."""
+    fields_ = {name: getattr(job, name) for name in PUBLIC_JOB_FIELDS}
+    fields_["status"] = job.status.value
+    return fields_
 
 
 def new_worker_name() -> str:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, Update
 from sqlalchemy.exc import IntegrityError
 
 from contact_import.domain.job import ACTIVE_STATUSES, JobStatus
@@ -36,7 +36,9 @@ from contact_import.store.job_rows import (
 )
 from contact_import.store.namespace import db_schema, notify_channel
 from contact_import.store.notifications import NOTIFY_CHANNEL, notify_job
+from contact_import.store.schema import jobs
 from contact_import.store.sync_queries import queue_due_syncs
+from contact_import.store.webhooks import record_job_ends
 
 __all__ = [
     "NOTIFY_CHANNEL",
@@ -49,21 +51,42 @@ __all__ = [
     "QueueStats",
     "Reaped",
     "checkpoint",
+    "end_jobs",
     "new_worker_name",
 ]
 
 
-def checkpoint(conn: Connection, lease: Lease, step: Checkpoint, *, lease_seconds: float) -> bool:
+def checkpoint(
+    conn: Connection, lease: Lease, step: Checkpoint, *, lease_seconds: float, webhooks: bool
+) -> bool:
     """Advance cursor and counts and extend the lease, inside the caller's transaction.
 
-    Without a next cursor the job completes in the same transaction as its last contacts.
-    Returns ``cancel_requested``; raises LeaseLost.
+    Without a next cursor the job completes in the same transaction as its last contacts
+    (and, with ``webhooks``, its ``import.completed`` event). Returns ``cancel_requested``;
+    raises LeaseLost.
     """
     stmt = q.checkpoint_job(conn, lease, step, lease_seconds)
-    cancel = conn.execute(stmt).scalar_one_or_none()
+    if step.next_cursor is None:
+        ended = end_jobs(conn, stmt, webhooks=webhooks)
+        cancel = ended[0].cancel_requested if ended else None
+    else:
+        cancel = conn.execute(stmt.returning(jobs.c.cancel_requested)).scalar_one_or_none()
     if cancel is None:
         raise LeaseLost(f"lost the lease on job {lease.job_id}")
     return bool(cancel)
+
+
+def end_jobs(conn: Connection, stmt: Update, *, webhooks: bool) -> list[Job]:
+    """Run an UPDATE that ends jobs and, with ``webhooks``, put an event for each ended job
+    in the outbox in the same transaction; the jobs it ended.
+
+    Every path that ends a job goes through here (the last page, finish, the reaps, cancel),
+    so no end escapes its event and no event outlives a rolled-back end.
+    """
+    ended = [Job.from_row(r) for r in conn.execute(stmt.returning(*jobs.c))]
+    if webhooks:
+        record_job_ends(conn, ended)
+    return ended
 
 
 def _fenced(conn: Connection, lease: Lease, values: dict[str, Any]) -> None:
@@ -71,9 +94,10 @@ def _fenced(conn: Connection, lease: Lease, values: dict[str, Any]) -> None:
         raise LeaseLost(f"lost the lease on job {lease.job_id}")
 
 
-def _cancel(conn: Connection, job_id: UUID) -> None:
-    """Cancel now if no worker holds the job, else flag it for the worker's next page."""
-    if not conn.execute(q.cancel_if_unheld(conn, job_id)).rowcount:
+def _cancel(conn: Connection, job_id: UUID, *, webhooks: bool) -> None:
+    """Cancel now if no worker holds the job (its event with it), else flag it for the
+    worker's next page."""
+    if not end_jobs(conn, q.cancel_if_unheld(conn, job_id), webhooks=webhooks):
         conn.execute(q.flag_cancel(conn, job_id))
 
 
@@ -90,10 +114,14 @@ def _is_one_active_violation(exc: IntegrityError) -> bool:
 class JobStore:
     """Job operations, each in its own transaction."""
 
-    def __init__(self, engine: Engine, *, lease_seconds: float, max_attempts: int = 5) -> None:
+    def __init__(
+        self, engine: Engine, *, lease_seconds: float, max_attempts: int = 5, webhooks: bool = False
+    ) -> None:
         self.engine = engine
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
+        # WEBHOOK_URL is set: every end of a job puts an event in the outbox (``end_jobs``).
+        self.webhooks = webhooks
 
     @property
     def notify_channel(self) -> str:
@@ -190,8 +218,8 @@ class JobStore:
         reason; one whose cancel was requested while its worker died is cancelled.
         """
         with self.engine.begin() as conn:
-            cancelled = conn.execute(q.reap_cancelled(conn)).rowcount
-            failed = conn.execute(q.reap_gave_up(conn)).rowcount
+            cancelled = len(end_jobs(conn, q.reap_cancelled(conn), webhooks=self.webhooks))
+            failed = len(end_jobs(conn, q.reap_gave_up(conn), webhooks=self.webhooks))
         return Reaped(failed=failed, cancelled=cancelled)
 
     def heartbeat(self, lease: Lease) -> None:
@@ -215,7 +243,8 @@ class JobStore:
             values = q.final_values(conn, status, error)
             if status is JobStatus.FAILED:
                 values |= q.cancelled_if_requested(error)
-            _fenced(conn, lease, values)
+            if not end_jobs(conn, q.fenced_update(conn, lease, values), webhooks=self.webhooks):
+                raise LeaseLost(f"lost the lease on job {lease.job_id}")
 
     # -- user actions ---------------------------------------------------------------------
 
@@ -225,7 +254,7 @@ class JobStore:
             job = self._row(conn, job_id, user_id, for_update=True)
             if job.status not in ACTIVE_STATUSES:
                 raise JobStateConflict(f"job {job_id} is already {job.status.value}")
-            _cancel(conn, job_id)
+            _cancel(conn, job_id, webhooks=self.webhooks)
         return self.get(job_id)
 
     def cancel_active(self, conn: Connection, user_id: str, provider: str) -> UUID | None:
@@ -234,7 +263,7 @@ class JobStore:
         row = conn.execute(q.select_active(user_id, provider).with_for_update()).first()
         if row is None:
             return None
-        _cancel(conn, row.id)
+        _cancel(conn, row.id, webhooks=self.webhooks)
         return UUID(str(row.id))
 
     def retry(self, job_id: UUID, user_id: str | None = None) -> Job:

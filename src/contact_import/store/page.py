@@ -77,6 +77,7 @@ class _Writer:
     grants: GrantStore
     lease_seconds: float
     new_id: Callable[[], UUID]
+    webhooks: bool
 
 
 def write_page(
@@ -85,13 +86,15 @@ def write_page(
     page: PageWrite,
     *,
     lease_seconds: float,
+    webhooks: bool,
     new_id: Callable[[], UUID] = uuid4,
 ) -> PageResult:
     """Store one page and advance its job, atomically; raises LeaseLost (and rolls back).
 
     A contact whose values the database refuses is ``failed`` alone (see the module doc).
+    ``webhooks``: the last page also puts the job's ``import.completed`` in the outbox.
     """
-    writer = _Writer(page, grants, lease_seconds, new_id)
+    writer = _Writer(page, grants, lease_seconds, new_id, webhooks)
     try:
         with engine.begin() as conn:
             return _write_whole(conn, writer)
@@ -192,7 +195,9 @@ def _plan(conn: Connection, w: _Writer, contacts: Sequence[Incoming]) -> PagePla
 
 def _checkpoint(conn: Connection, w: _Writer, counts: PageCounts) -> bool:
     step = Checkpoint(counts, w.page.next_cursor, w.page.provider_total)
-    return checkpoint(conn, w.page.job.lease, step, lease_seconds=w.lease_seconds)
+    return checkpoint(
+        conn, w.page.job.lease, step, lease_seconds=w.lease_seconds, webhooks=w.webhooks
+    )
 
 
 def _save_sync_token(conn: Connection, w: _Writer) -> None:

@@ -38,6 +38,8 @@ __all__ = [
     "metadata",
     "oauth_states",
     "provider_grants",
+    "webhook_attempts",
+    "webhook_events",
 ]
 
 # Statuses a job can be claimed or resumed from; the partial indexes below use the same text.
@@ -185,6 +187,8 @@ jobs = Table(
         sqlite_where=text(ACTIVE_SQL),
     ),
     Index("ix_contact_import_jobs_user", "user_id", "started_at"),
+    # Serves the audit retention: jobs that ended before a cutoff.
+    Index("ix_contact_import_jobs_completed", "completed_at"),
 )
 
 contacts = Table(
@@ -239,4 +243,56 @@ imported_contacts = Table(
         "action IN ('created', 'updated', 'skipped', 'failed')",
         name="ck_imported_contacts_action",
     ),
+)
+
+# The webhook outbox: one row per event, written in the transaction that produced it (a job's
+# final state), delivered at least once by workers and ticks (runner/webhooks.py). ``id`` is
+# the Standard Webhooks ``webhook-id``, the same on every attempt; ``payload`` is the body,
+# stored as text so every attempt sends the same bytes.
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("type", Text, nullable=False),
+    # No foreign key: the event outlives the job (and ``connection.revoked`` has none).
+    Column("job_id", Uuid),
+    Column("payload", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    _count("attempts"),
+    Column("status", Text, nullable=False, server_default=text("'pending'")),
+    Column("locked_by", Text),
+    Column("lease_expires_at", UTCDateTime),
+    Column("delivered_at", UTCDateTime),
+    Column("last_error", Text),
+    CheckConstraint(
+        "status IN ('pending', 'delivered', 'gave_up')", name="ck_webhook_events_status"
+    ),
+    # Serves the delivery claim: only pending events are in it, by when they are due.
+    Index(
+        "ix_webhook_events_due",
+        "next_attempt_at",
+        postgresql_where=text("status = 'pending'"),
+        sqlite_where=text("status = 'pending'"),
+    ),
+    # Serves "an earlier event of this job is still pending" (order per job).
+    Index("ix_webhook_events_job", "job_id", "created_at"),
+    Index("ix_webhook_events_delivered", "delivered_at"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column(
+        "event_id",
+        Text,
+        ForeignKey("webhook_events.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("attempted_at", UTCDateTime, nullable=False),
+    Column("status_code", Integer),
+    Column("duration_ms", Integer, nullable=False),
+    Column("error", Text),
+    Index("ix_webhook_attempts_event", "event_id", "attempted_at"),
 )

@@ -176,6 +176,8 @@ def _start_worker(rt: Runtime, on_stopped: Callable[[str], None] | None) -> InPr
         poll_seconds=rt.settings.worker_poll_seconds,
         listen_url=rt.listen_url,
         sync_interval=rt.settings.sync_interval_seconds,
+        deliverer=rt.deliverer,
+        retention=rt.retention,
     )
     supervised = InProcessWorker(worker, on_stopped)
     supervised.start()

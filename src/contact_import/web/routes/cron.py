@@ -55,6 +55,8 @@ def process_imports(
         budget_seconds=rt.settings.tick_budget_seconds,
         max_jobs=rt.settings.tick_max_jobs,
         sync_interval=rt.settings.sync_interval_seconds,
+        deliverer=rt.deliverer,
+        retention=rt.retention,
     )
     return CronOut.model_validate(summary.to_json())
 

@@ -6,7 +6,7 @@ No new table (so no row level security to enable here). Existing grants are ``ac
 existing jobs were all queued by their user.
 
 Revision ID: 0008_connections
-Revises: 0006_rls
+Revises: 0007_webhooks
 Create Date: 2026-12-01
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from contact_import.store.schema import ACTIVE_GRANT_SQL, UTCDateTime
 
 revision = "0008_connections"
-down_revision = "0006_rls"
+down_revision = "0007_webhooks"
 branch_labels = None
 depends_on = None
 
