@@ -12,17 +12,26 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import httpx
 from sqlalchemy import Engine
 
+from contact_import.domain.webhooks import EventType
 from contact_import.metrics import Metrics
 from contact_import.providers.account import fetch_account_email, revoke_token
 from contact_import.providers.registry import provider_spec
 from contact_import.settings import Settings
-from contact_import.store.grants import ACTIVE, ConnectedAccount, GrantStore, connected_accounts
+from contact_import.store.grants import (
+    ACTIVE,
+    ConnectedAccount,
+    Grant,
+    GrantStore,
+    connected_accounts,
+)
 from contact_import.store.jobs import Job, JobStore
+from contact_import.store.webhooks import enqueue_event
 
 __all__ = [
     "AccountView",
@@ -34,6 +43,16 @@ __all__ = [
 ]
 
 log = logging.getLogger("contact_import.connected")
+
+
+def _revoked_data(grant: Grant, cancelled_job: UUID | None) -> dict[str, Any]:
+    """``connection.revoked``'s data: whose account, and the import it cancelled."""
+    return {
+        "user_id": grant.user_id,
+        "provider": grant.provider,
+        "account_email": grant.account_email,
+        "cancelled_job_id": None if cancelled_job is None else str(cancelled_job),
+    }
 
 
 class NothingConnected(LookupError):
@@ -126,7 +145,8 @@ class ConnectedAccounts:
             if grant is None:
                 raise NothingConnected(f"no {spec.label} account is connected")
             cancelled = self._jobs.cancel_active(conn, user_id, spec.name)
-            # The place of the connection.revoked event: written here, in this transaction.
+            if self._jobs.webhooks:  # the event commits with the forgetting, or not at all
+                enqueue_event(conn, EventType.CONNECTION_REVOKED, _revoked_data(grant, cancelled))
         revoke_url = spec.revoke_url(self._settings)
         token = grant.refresh_token or grant.access_token
         revoked = bool(revoke_url and token and revoke_token(self._http, revoke_url, token))

@@ -40,8 +40,10 @@ def _json_ready(value: Any) -> Any:
 
 
 def job_document(job: Job) -> dict[str, Any]:
-    """The job exactly as ``GET …/status/{job_id}`` answers it."""
-    return {name: _json_ready(value) for name, value in job_fields(job).items()}
+    """The job exactly as ``GET …/status/{job_id}`` answers it, and whose it is (``user_id``:
+    the receiver has no user's JWT to ask with)."""
+    document = {name: _json_ready(value) for name, value in job_fields(job).items()}
+    return document | {"user_id": job.user_id}
 
 
 def event_body(event_type: str, data: Mapping[str, Any], at: datetime) -> str:
