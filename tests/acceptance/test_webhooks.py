@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -59,12 +60,19 @@ def test_webhooks_list_and_retry(
                 .where(webhook_events.c.id == event.id)
                 .values(status="gave_up", attempts=11, last_error="HTTP 500")
             )
-        failed = run(["webhooks", "list", "--failed"], env)
-        assert event.id in failed.stdout
-        assert "gave_up" in failed.stdout
+        piped = run(["webhooks", "list", "--failed"], env)
+        narrow = env | {"COLUMNS": "80", "TTY_COMPATIBLE": "1", "NO_COLOR": "1"}  # a terminal
+        at_80 = run(["webhooks", "list", "--failed"], narrow)
+        for failed in (piped, at_80):
+            assert failed.returncode == 0, failed.stderr
+            assert event.id[:12] in failed.stdout
+            assert "gave_up" in failed.stdout
+        assert "HTTP 500" in piped.stdout  # never cut in a pipe
+        shown = re.sub(r"\x1b\[[0-9;]*m", "", at_80.stdout)  # Rich's bold and underline
+        assert all(len(line) <= 80 for line in shown.splitlines()), shown
 
         before = datetime.now(UTC)
-        retried = run(["webhooks", "retry", event.id], env)
+        retried = run(["webhooks", "retry", event.id[:12]], env)  # a unique start of the id
         assert retried.returncode == 0, retried.stderr
         again = rt.outbox.get(event.id)
         assert again.status is EventStatus.PENDING

@@ -160,6 +160,12 @@ class Outbox:
             raise EventNotFound(f"no webhook event {event_id}")
         return OutboxEvent.from_row(row)
 
+    def with_id_prefix(self, prefix: str, limit: int) -> list[OutboxEvent]:
+        """Events whose id starts with ``prefix`` (an operator's command: a scan)."""
+        stmt = select(webhook_events).where(_e.id.startswith(prefix, autoescape=True)).limit(limit)
+        with self.engine.connect() as conn:
+            return [OutboxEvent.from_row(row) for row in conn.execute(stmt)]
+
     def list_events(self, *, failed_only: bool = False, limit: int = 50) -> list[OutboxEvent]:
         """Newest first; ``failed_only``: given up, or pending after a failed attempt."""
         stmt = select(webhook_events).order_by(_e.created_at.desc(), _e.id).limit(limit)
