@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,17 +70,18 @@ def run_tick(
     budget_seconds: float,
     max_jobs: int,
     worker: str | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> TickSummary:
     """Settle dead leases, claim up to ``max_jobs`` and import them side by side.
 
     Each job stops at a page boundary when the shared budget cannot fit another page, and
     resumes from its cursor on a later tick. Raises DatabaseUnavailable when the database
     cannot be reached before anything is claimed; once jobs run, the importer settles each
-    of them whatever happens.
+    of them whatever happens. ``clock`` measures the budget (tests pass a fake one).
     """
     metrics.cron_ticks.inc()
     log.info("tick started", extra={"budget_seconds": budget_seconds, "max_jobs": max_jobs})
-    budget = ImportBudget.seconds(budget_seconds)
+    budget = ImportBudget.seconds(budget_seconds, clock)
     with map_db_errors():  # an outage here raises DatabaseUnavailable: the route answers 503
         claimed = _settle_then_claim(jobs, importer, metrics, worker or new_worker_name(), max_jobs)
     summary = TickSummary(claimed=len(claimed))
