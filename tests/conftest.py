@@ -178,3 +178,21 @@ def subprocess_env(settings: Settings) -> dict[str, str]:
         "WORKER_POLL_SECONDS": "0.2",
     }
     return env
+
+
+# Under pytest-xdist (`make test` runs `-n auto --dist loadgroup`), the tests that share one
+# heavy session resource run on one worker, so it is started once: the throwaway cluster
+# (tests stop and restart it), pgbouncer, headless Chromium. Every other fixture is per test
+# (its own database) or per worker process (the sandbox, the template databases).
+_EXCLUSIVE = {"pg_cluster": "pg_cluster", "pgbouncer": "pgbouncer", "browser": "browser"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("browser") is not None:
+            used.add("browser")
+        for resource, group in _EXCLUSIVE.items():
+            if resource in used:
+                item.add_marker(pytest.mark.xdist_group(group))
+                break

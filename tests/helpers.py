@@ -16,6 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, func, select
 
+from contact_import.domain.contact import IncomingContact
 from contact_import.providers.base import ContactPage, ContactSource
 from contact_import.runner.importer import Importer, SourceFor
 from contact_import.runner.worker import Worker
@@ -63,6 +64,21 @@ class FakeTime:
         self.now += seconds
         if self._queue is not None:
             self._queue.advance(seconds)
+
+
+def list_pages(source: ContactSource, cursor: str | None = None) -> list[ContactPage]:
+    """Every page of a listing, from ``cursor`` (None: the top) to its last page."""
+    pages: list[ContactPage] = []
+    while True:
+        page = source.fetch_page(cursor)
+        pages.append(page)
+        cursor = page.next_cursor
+        if cursor is None:
+            return pages
+
+
+def contacts_of(pages: list[ContactPage]) -> list[IncomingContact]:
+    return [contact for page in pages for contact in page.contacts]
 
 
 def raw_get(client: httpx.Client, url: str, token: str, **params: str) -> httpx.Response:

@@ -35,7 +35,14 @@ from contact_import.runtime import Runtime
 from contact_import.sandbox.accounts import Faults
 from contact_import.sandbox.server import RunningSandbox
 from tests import helpers
-from tests.helpers import assert_consistent, assert_secret_kept, drain, queue_import
+from tests.helpers import (
+    assert_consistent,
+    assert_secret_kept,
+    contacts_of,
+    drain,
+    list_pages,
+    queue_import,
+)
 
 CONTACTS = "/v1.0/me/contacts"
 
@@ -44,21 +51,6 @@ def make_source(
     client: httpx.Client, sandbox: RunningSandbox, token: str, **options: Any
 ) -> MicrosoftContactsSource:
     return MicrosoftContactsSource(client, api_url=sandbox.base_url, access_token=token, **options)
-
-
-def list_pages(source: MicrosoftContactsSource | GoogleContactsSource) -> list[ContactPage]:
-    pages: list[ContactPage] = []
-    cursor: str | None = None
-    while True:
-        page = source.fetch_page(cursor)
-        pages.append(page)
-        cursor = page.next_cursor
-        if cursor is None:
-            return pages
-
-
-def contacts_of(pages: list[ContactPage]) -> list[IncomingContact]:
-    return [contact for page in pages for contact in page.contacts]
 
 
 def requests_of(sandbox: RunningSandbox, token: str) -> int:

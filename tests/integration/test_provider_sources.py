@@ -21,7 +21,7 @@ from contact_import.providers.microsoft import MicrosoftContactsSource
 from contact_import.sandbox.accounts import Faults
 from contact_import.sandbox.graph import graph_contact_id
 from contact_import.sandbox.server import RunningSandbox
-from tests.helpers import RecordedSleeps, assert_secret_kept
+from tests.helpers import RecordedSleeps, assert_secret_kept, list_pages
 
 
 @dataclass(frozen=True)
@@ -65,17 +65,6 @@ PROVIDERS = [
 def provider(request: pytest.FixtureRequest) -> Provider:
     chosen: Provider = request.param
     return chosen
-
-
-def list_pages(source: ApiContactSource) -> list[ContactPage]:
-    pages: list[ContactPage] = []
-    cursor: str | None = None
-    while True:
-        page = source.fetch_page(cursor)
-        pages.append(page)
-        cursor = page.next_cursor
-        if cursor is None:
-            return pages
 
 
 def listed_ids(pages: list[ContactPage]) -> list[str]:
