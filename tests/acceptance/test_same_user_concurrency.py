@@ -6,6 +6,7 @@ import subprocess
 import sys
 from datetime import datetime
 
+import pytest
 from sqlalchemy import func, select
 
 from contact_import.domain.contact import email_key
@@ -17,6 +18,7 @@ from contact_import.settings import Settings
 from contact_import.store.schema import contact_match_keys, contacts, imported_contacts
 from tests.helpers import SettingsFor, assert_consistent, drain, queue_import
 
+pytestmark = pytest.mark.slow  # two real worker processes
 CLI = [sys.executable, "-m", "contact_import"]
 BOOK, SEED = 4000, 21
 

@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pytest
+
 from contact_import.domain.job import JobStatus
 from contact_import.runtime import Runtime
 from contact_import.sandbox.accounts import Faults
@@ -17,6 +19,7 @@ from contact_import.sandbox.server import RunningSandbox
 from contact_import.settings import Settings
 from tests.helpers import Counts, SettingsFor, assert_consistent, drain, queue_import
 
+pytestmark = pytest.mark.slow  # real worker processes over a 20,000-contact book
 BOOK = 20_000
 CLI = [sys.executable, "-m", "contact_import"]
 

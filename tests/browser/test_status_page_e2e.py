@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from contact_import.store.db import create_db_engine
 from tests.helpers import free_port, stored_state, wait_healthy
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
