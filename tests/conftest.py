@@ -180,11 +180,17 @@ def subprocess_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-# Under pytest-xdist (`make test` runs `-n auto --dist loadgroup`), the tests that share one
-# heavy session resource run on one worker, so it is started once: the throwaway cluster
-# (tests stop and restart it), pgbouncer, headless Chromium. Every other fixture is per test
-# (its own database) or per worker process (the sandbox, the template databases).
-_EXCLUSIVE = {"pg_cluster": "pg_cluster", "pgbouncer": "pgbouncer", "browser": "browser"}
+# Under pytest-xdist (`make test TEST_WORKERS=auto`: `-n auto --dist loadgroup`), the tests
+# that share one server-wide resource run on one worker: the throwaway cluster (tests stop
+# and restart it), pgbouncer, headless Chromium, and Supabase's `anon`/`authenticated` roles
+# (cluster-wide; a module fixture creates them and drops them at its end). Every other fixture
+# is per test (its own database) or per worker process (the sandbox, the template databases).
+_EXCLUSIVE = {
+    "pg_cluster": "pg_cluster",
+    "pgbouncer": "pgbouncer",
+    "browser": "browser",
+    "supabase_roles": "supabase_roles",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
