@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# pytest-xdist workers for `make test`: 0 runs the suite in one process (the default, until
+# the parallel run has passed the whole suite twice in a row), auto one worker per core.
+TEST_WORKERS ?= 0
 
 .PHONY: demo test lint typecheck unit bench clean
 
@@ -11,13 +14,13 @@ demo: $(STAMP)  ## import a 5,000-contact sandbox book into a temporary SQLite d
 	$(BIN)/contact-import demo
 
 test: lint typecheck  ## every check: lint, types, then the whole test suite
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
-typecheck: $(STAMP)
+typecheck: $(STAMP)  ## mypy --strict over src, tests and bench (pyproject's files)
 	$(BIN)/mypy
 
 unit: $(STAMP)

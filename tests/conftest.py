@@ -8,6 +8,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -17,6 +18,7 @@ from contact_import.sandbox.server import RunningSandbox, sandbox_settings, star
 from contact_import.sandbox.state import SandboxState
 from contact_import.settings import Settings
 from contact_import.store.db import create_db_engine, upgrade_database
+from tests.helpers import SettingsFor
 from tests.pg_cluster import ClusterUnavailable, PgCluster
 
 PG_ADMIN_URL = os.environ.get(
@@ -45,7 +47,7 @@ def pg_admin() -> str:
 
 def _admin(sql: str) -> None:
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql)  # type: ignore[arg-type]
+        conn.execute(sql)
 
 
 def _pg_url(name: str) -> str:
@@ -116,7 +118,7 @@ def cluster_database_url(pg_cluster: PgCluster) -> str:
     pg_cluster.wait_accepting()  # an earlier test may have left it restarting
     name = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(pg_cluster.url(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template')  # type: ignore[arg-type]
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template')
     return pg_cluster.url(name)
 
 
@@ -139,22 +141,22 @@ def sandbox() -> Iterator[RunningSandbox]:
 
 
 @pytest.fixture
-def settings_for(database_url: str, sandbox: RunningSandbox):  # type: ignore[no-untyped-def]
-    def make(**overrides: object) -> Settings:
-        values: dict[str, object] = {
+def settings_for(database_url: str, sandbox: RunningSandbox) -> SettingsFor:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
             "contact_import_env": "development",
             "database_url": database_url,
             **sandbox_settings(sandbox.base_url),
             "worker_poll_seconds": 0.2,
         }
-        return Settings(**(values | overrides))  # type: ignore[arg-type]
+        return Settings(**(values | overrides))
 
     return make
 
 
 @pytest.fixture
-def settings(settings_for) -> Settings:  # type: ignore[no-untyped-def]
-    return settings_for()  # type: ignore[no-any-return]
+def settings(settings_for: SettingsFor) -> Settings:
+    return settings_for()
 
 
 @pytest.fixture
@@ -176,3 +178,27 @@ def subprocess_env(settings: Settings) -> dict[str, str]:
         "WORKER_POLL_SECONDS": "0.2",
     }
     return env
+
+
+# Under pytest-xdist (`make test TEST_WORKERS=auto`: `-n auto --dist loadgroup`), the tests
+# that share one server-wide resource run on one worker: the throwaway cluster (tests stop
+# and restart it), pgbouncer, headless Chromium, and Supabase's `anon`/`authenticated` roles
+# (cluster-wide; a module fixture creates them and drops them at its end). Every other fixture
+# is per test (its own database) or per worker process (the sandbox, the template databases).
+_EXCLUSIVE = {
+    "pg_cluster": "pg_cluster",
+    "pgbouncer": "pgbouncer",
+    "browser": "browser",
+    "supabase_roles": "supabase_roles",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("browser") is not None:
+            used.add("browser")
+        for resource, group in _EXCLUSIVE.items():
+            if resource in used:
+                item.add_marker(pytest.mark.xdist_group(group))
+                break

@@ -8,10 +8,11 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import httpx
@@ -20,13 +21,21 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import Engine, func, select
 
+from contact_import.domain.contact import IncomingContact
+from contact_import.providers.base import ContactPage, ContactSource
+from contact_import.runner.importer import Importer, SourceFor
 from contact_import.runner.worker import Worker
 from contact_import.runtime import Runtime
 from contact_import.sandbox.accounts import Account, Faults
 from contact_import.sandbox.oauth_store import GOOGLE_CLIENT_ID, MICROSOFT_CLIENT_ID, RefreshGrant
 from contact_import.sandbox.server import RunningSandbox
+from contact_import.settings import Settings
+from contact_import.store.clock import QueueClock
 from contact_import.store.jobs import Job
 from contact_import.store.schema import contacts, imported_contacts
+
+# The ``settings_for`` fixture: Settings for this test's database and sandbox, with overrides.
+SettingsFor = Callable[..., Settings]
 
 
 class RecordedSleeps(list[float]):
@@ -34,6 +43,48 @@ class RecordedSleeps(list[float]):
 
     def __call__(self, seconds: float) -> None:
         self.append(seconds)
+
+
+class FakeTime:
+    """A monotonic clock and its sleep: sleeping moves the clock (and the job queue's
+    ``QueueClock``, if given) at once, then calls ``on_sleep``, so a test walks through
+    waits and leases without spending them."""
+
+    def __init__(
+        self, queue: QueueClock | None = None, on_sleep: Callable[[], object] | None = None
+    ) -> None:
+        self.now = 1000.0
+        self.slept = 0.0
+        self._queue, self._on_sleep = queue, on_sleep
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(seconds)
+        self.slept += seconds
+        if self._on_sleep is not None:
+            self._on_sleep()
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        if self._queue is not None:
+            self._queue.advance(seconds)
+
+
+def list_pages(source: ContactSource, cursor: str | None = None) -> list[ContactPage]:
+    """Every page of a listing, from ``cursor`` (None: the top) to its last page."""
+    pages: list[ContactPage] = []
+    while True:
+        page = source.fetch_page(cursor)
+        pages.append(page)
+        cursor = page.next_cursor
+        if cursor is None:
+            return pages
+
+
+def contacts_of(pages: list[ContactPage]) -> list[IncomingContact]:
+    return [contact for page in pages for contact in page.contacts]
 
 
 def raw_get(client: httpx.Client, url: str, token: str, **params: str) -> httpx.Response:
@@ -93,6 +144,30 @@ def queue_import(
     return job
 
 
+def importer_reading(rt: Runtime, sources: SourceFor, **timing: Any) -> Importer:
+    """An importer like ``rt.importer`` but reading pages through ``sources``; ``timing``:
+    its ``clock`` and ``sleep``."""
+    return Importer(
+        rt.engine, rt.jobs, sources, lease_seconds=rt.settings.lease_seconds,
+        default_region=rt.settings.default_phone_region, grants=rt.grants, metrics=rt.metrics,
+        **timing,
+    )  # fmt: skip
+
+
+def before_each_page(action: Callable[[], object], sources: SourceFor) -> SourceFor:
+    """``sources``, whose listings run ``action`` before fetching each page."""
+
+    class Source:
+        def __init__(self, inner: ContactSource) -> None:
+            self.inner = inner
+
+        def fetch_page(self, cursor: str | None) -> ContactPage:
+            action()
+            return self.inner.fetch_page(cursor)
+
+    return lambda job, **kwargs: Source(sources(job, **kwargs))
+
+
 def drain(rt: Runtime, concurrency: int = 2) -> Worker:
     worker = Worker(
         rt.jobs,
@@ -150,7 +225,7 @@ def stored_state(engine: Engine, user_id: str, job_id: UUID) -> StoredState:
             for key in mk
             if key.startswith("email:")
         )
-        actions = dict(
+        actions: dict[str, int] = dict(
             conn.execute(
                 select(imported_contacts.c.action, func.count())
                 .where(imported_contacts.c.import_job_id == job_id)

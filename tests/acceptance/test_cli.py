@@ -33,6 +33,7 @@ def _summary_value(output: str, name: str) -> int:
     return int(match.group(1))
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end_and_reports_the_right_counts(
     tmp_path: Path, sqlite_database_url: str, sandbox: RunningSandbox
 ) -> None:
@@ -72,6 +73,7 @@ def test_tick_prints_the_cron_json(
     assert body["job_ids"]["processed"] == [str(job.id)]
 
 
+@pytest.mark.slow
 def test_jobs_commands(
     settings: Settings, sandbox: RunningSandbox, subprocess_env: dict[str, str]
 ) -> None:

@@ -28,10 +28,10 @@ def empty_pg_database(pg_admin: str) -> Iterator[str]:
     """A database with no tables at all (``db upgrade`` never ran)."""
     name = f"t_empty_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(pg_admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+        conn.execute(f'CREATE DATABASE "{name}"')
     yield pg_admin.rsplit("/", 1)[0] + "/" + name
     with psycopg.connect(pg_admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from datetime import datetime
 
+import pytest
 from sqlalchemy import func, select
 
 from contact_import.domain.contact import email_key
@@ -15,8 +16,9 @@ from contact_import.sandbox.book import generate_book
 from contact_import.sandbox.server import RunningSandbox
 from contact_import.settings import Settings
 from contact_import.store.schema import contact_match_keys, contacts, imported_contacts
-from tests.helpers import assert_consistent, drain, queue_import
+from tests.helpers import SettingsFor, assert_consistent, drain, queue_import
 
+pytestmark = pytest.mark.slow  # two real worker processes
 CLI = [sys.executable, "-m", "contact_import"]
 BOOK, SEED = 4000, 21
 
@@ -49,8 +51,8 @@ def _page_window(rt: Runtime, job_id: object) -> tuple[datetime, datetime]:
 
 
 def test_google_and_microsoft_imports_of_one_user_on_two_workers(
-    settings_for, sandbox: RunningSandbox, subprocess_env: dict[str, str]
-) -> None:  # type: ignore[no-untyped-def]
+    settings_for: SettingsFor, sandbox: RunningSandbox, subprocess_env: dict[str, str]
+) -> None:
     settings: Settings = settings_for(page_size=200)
     env = subprocess_env | {"PAGE_SIZE": "200"}
     slow = Faults(latency_ms=20)

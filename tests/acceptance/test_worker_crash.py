@@ -7,20 +7,24 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+
+import pytest
 
 from contact_import.domain.job import JobStatus
 from contact_import.runtime import Runtime
 from contact_import.sandbox.accounts import Faults
 from contact_import.sandbox.server import RunningSandbox
 from contact_import.settings import Settings
-from tests.helpers import Counts, assert_consistent, drain, queue_import
+from tests.helpers import Counts, SettingsFor, assert_consistent, drain, queue_import
 
+pytestmark = pytest.mark.slow  # real worker processes over a 20,000-contact book
 BOOK = 20_000
 CLI = [sys.executable, "-m", "contact_import"]
 
 
-def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+def _wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -28,8 +32,8 @@ def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-
 
 
 def test_kill_9_mid_import_then_a_new_worker_completes_it_exactly(
-    settings_for, sandbox: RunningSandbox, subprocess_env: dict[str, str]
-) -> None:  # type: ignore[no-untyped-def]
+    settings_for: SettingsFor, sandbox: RunningSandbox, subprocess_env: dict[str, str]
+) -> None:
     settings: Settings = settings_for(page_size=500, lease_seconds=2)
     env = subprocess_env | {"PAGE_SIZE": "500", "LEASE_SECONDS": "2"}
     with Runtime.build(settings) as rt:
@@ -46,8 +50,9 @@ def test_kill_9_mid_import_then_a_new_worker_completes_it_exactly(
         assert killed.status is JobStatus.PROCESSING
         assert killed.locked_by is not None  # the dead worker's lease is still on it
         assert 5 <= killed.pages_done < BOOK // 500
-        assert killed.lease_expires_at is not None
-        _wait_for(lambda: datetime.now(UTC) > killed.lease_expires_at, 10, "lease expiry")
+        expires = killed.lease_expires_at
+        assert expires is not None
+        _wait_for(lambda: datetime.now(UTC) > expires, 10, "lease expiry")
 
         second = subprocess.run([*CLI, "worker", "--once"], env=env, timeout=180, check=False)
         assert second.returncode == 0
@@ -59,8 +64,8 @@ def test_kill_9_mid_import_then_a_new_worker_completes_it_exactly(
 
 
 def test_sigterm_finishes_the_page_and_releases_the_job(
-    settings_for, sandbox: RunningSandbox, subprocess_env: dict[str, str]
-) -> None:  # type: ignore[no-untyped-def]
+    settings_for: SettingsFor, sandbox: RunningSandbox, subprocess_env: dict[str, str]
+) -> None:
     settings: Settings = settings_for(page_size=200)
     env = subprocess_env | {"PAGE_SIZE": "200"}
     with Runtime.build(settings) as rt:

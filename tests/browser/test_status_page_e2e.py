@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, Page
 from contact_import.store.db import create_db_engine
 from tests.helpers import free_port, stored_state, wait_healthy
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 # Big enough that, 200 contacts a page, the import takes several of the page's 1 s polls.
 BOOK_SIZE = 30_000

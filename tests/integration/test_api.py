@@ -37,12 +37,13 @@ from contact_import.store.schema import contacts, jobs, provider_grants
 from contact_import.web.app import create_app
 from contact_import.web.problems import Unauthorized
 from contact_import.web.routes import cron as cron_module
-from tests.helpers import assert_consistent, drain, live_server, queue_import
+from tests.helpers import SettingsFor, assert_consistent, drain, live_server, queue_import
 
 with warnings.catch_warnings():
     # Starlette 1.x asks for httpx2 behind its TestClient; with httpx it works the same.
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
-    from fastapi.testclient import TestClient
+    # "as": re-exported (mypy) for the tests that import it from here
+    from fastapi.testclient import TestClient as TestClient  # noqa: PLC0414
 
 # Both at least 32 bytes: PyJWT warns about shorter HMAC keys (and warnings are errors here).
 CRON_SECRET = "cron-secret-for-the-api-tests-0123456789"
@@ -117,8 +118,8 @@ def assert_cron_body(body: dict[str, Any]) -> None:
 
 
 @pytest.fixture
-def api_settings(settings_for) -> Settings:  # type: ignore[no-untyped-def]
-    return settings_for(cron_secret=CRON_SECRET, jwt_secret=JWT_SECRET)  # type: ignore[no-any-return]
+def api_settings(settings_for: SettingsFor) -> Settings:
+    return settings_for(cron_secret=CRON_SECRET, jwt_secret=JWT_SECRET)
 
 
 @pytest.fixture
@@ -186,7 +187,9 @@ def cron_request(
         headers["x-cron-secret"] = secret
     elif place == "key":
         params["key"] = secret
-    return client.request(method, CRON, headers=headers, params=params)
+    # Starlette types its TestClient against httpx2; without it mypy sees Any.
+    response: httpx.Response = client.request(method, CRON, headers=headers, params=params)
+    return response
 
 
 @pytest.fixture
@@ -306,7 +309,7 @@ def test_cron_refuses_other_query_parameters(
 @pytest.mark.parametrize("method", ["GET", "POST"])
 @pytest.mark.parametrize("cron_secret", [None, ""])
 def test_cron_without_a_configured_secret_refuses_everyone(
-    settings_for,  # type: ignore[no-untyped-def]
+    settings_for: SettingsFor,
     sandbox: RunningSandbox,
     method: str,
     cron_secret: str | None,
@@ -399,7 +402,7 @@ def test_cron_secret_check_is_constant_time_and_closed_by_default() -> None:
 
 
 def test_concurrent_cron_calls_never_process_one_job_twice(
-    settings_for,  # type: ignore[no-untyped-def]
+    settings_for: SettingsFor,
     sandbox: RunningSandbox,
 ) -> None:
     settings = settings_for(
@@ -515,7 +518,7 @@ def test_user_routes_refuse_missing_or_invalid_jwts(
 
 @sqlite_only
 def test_the_jwt_audience_is_configurable(
-    settings_for,  # type: ignore[no-untyped-def]
+    settings_for: SettingsFor,
 ) -> None:
     settings = settings_for(jwt_secret=JWT_SECRET, jwt_audience="my-app")
     with Runtime.build(settings) as rt, client_for(rt) as client:
@@ -529,7 +532,7 @@ def test_the_jwt_audience_is_configurable(
 
 @sqlite_only
 def test_without_a_jwt_secret_no_token_is_accepted(
-    settings_for,  # type: ignore[no-untyped-def]
+    settings_for: SettingsFor,
 ) -> None:
     with Runtime.build(settings_for(jwt_secret=None)) as rt, client_for(rt) as client:
         assert_error(client.get(f"{API}/jobs", headers=as_user("alice")), 401)
@@ -769,7 +772,7 @@ def test_a_bad_cursor_or_limit_is_a_json_4xx(client: TestClient) -> None:
 
 
 def _preflight(client: TestClient, origin: str) -> httpx.Response:
-    return client.options(
+    response: httpx.Response = client.options(
         f"{API}/status/{uuid4()}",
         headers={
             "Origin": origin,
@@ -777,10 +780,11 @@ def _preflight(client: TestClient, origin: str) -> httpx.Response:
             "Access-Control-Request-Headers": "authorization",
         },
     )
+    return response
 
 
 @sqlite_only
-def test_cors_allows_the_configured_origin_only(settings_for) -> None:  # type: ignore[no-untyped-def]
+def test_cors_allows_the_configured_origin_only(settings_for: SettingsFor) -> None:
     settings = settings_for(jwt_secret=JWT_SECRET, cors_origins=["https://app.example"])
     with Runtime.build(settings) as rt, client_for(rt) as client:
         allowed = _preflight(client, "https://app.example")
@@ -806,7 +810,7 @@ def test_cors_allows_the_configured_origin_only(settings_for) -> None:  # type: 
 
 
 @sqlite_only
-def test_a_refused_preflight_is_a_json_error(settings_for) -> None:  # type: ignore[no-untyped-def]
+def test_a_refused_preflight_is_a_json_error(settings_for: SettingsFor) -> None:
     settings = settings_for(jwt_secret=JWT_SECRET, cors_origins=["https://app.example"])
     with Runtime.build(settings) as rt, client_for(rt) as client:
         assert_error(_preflight(client, "https://evil.example"), 400)

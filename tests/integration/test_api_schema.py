@@ -28,7 +28,7 @@ from contact_import.runtime import Runtime
 from contact_import.sandbox.server import RunningSandbox
 from contact_import.web.app import create_app
 from contact_import.web.routes.imports import status_page_url
-from tests.helpers import drain, queue_import
+from tests.helpers import SettingsFor, drain, queue_import
 
 CRON_SECRET = "cron-secret-for-the-schema-run-0123456789"
 JWT_SECRET = "jwt-secret-for-the-schema-run-0123456789abcdef"
@@ -95,7 +95,7 @@ def _load_schema(app: Any) -> Any:
 
 
 @pytest.fixture
-def api(settings_for, sandbox: RunningSandbox) -> Iterator[Api]:  # type: ignore[no-untyped-def]
+def api(settings_for: SettingsFor, sandbox: RunningSandbox) -> Iterator[Api]:
     settings = settings_for(cron_secret=CRON_SECRET, jwt_secret=JWT_SECRET)
     with Runtime.build(settings) as rt:
         done = queue_import(rt, sandbox, USER, size=30, seed=1)

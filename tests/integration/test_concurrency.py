@@ -40,7 +40,7 @@ def test_processes_claiming_at_once_never_hold_the_same_job(settings: Settings) 
         # They really did compete (SQLite's lock is not fair: one process may take all).
         assert sum(1 for claimed in per_process if claimed) >= 2
     with Runtime.build(settings) as rt, rt.engine.connect() as conn:
-        statuses = dict(
+        statuses: dict[str, int] = dict(
             conn.execute(select(jobs.c.status, func.count()).group_by(jobs.c.status)).all()
         )
         attempts = conn.execute(select(func.max(jobs.c.attempts))).scalar_one()

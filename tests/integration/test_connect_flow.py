@@ -14,10 +14,18 @@ from contact_import.domain.job import JobStatus
 from contact_import.errors import InvalidOAuthState, RequestRejected
 from contact_import.runtime import Runtime
 from contact_import.sandbox.accounts import Faults
-from contact_import.sandbox.server import RunningSandbox
+from contact_import.sandbox.oauth_store import OAuthStore
+from contact_import.sandbox.server import RunningSandbox, sandbox_settings, start_sandbox
+from contact_import.sandbox.state import SandboxState
 from contact_import.store.jobs import Job
 from contact_import.store.schema import jobs, metadata, oauth_states, provider_grants
-from tests.helpers import assert_consistent, drain
+from tests.helpers import (
+    SettingsFor,
+    assert_consistent,
+    before_each_page,
+    drain,
+    importer_reading,
+)
 
 PROVIDERS = ["google", "microsoft"]
 
@@ -108,25 +116,32 @@ def test_a_wrong_pkce_verifier_is_refused_and_creates_nothing(runtime: Runtime) 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_an_expired_access_token_is_refreshed_mid_import(
-    sandbox: RunningSandbox, provider: str, settings_for, caplog: pytest.LogCaptureFixture
-) -> None:  # type: ignore[no-untyped-def]
-    account = sandbox.state.new_account(
-        1500, seed=2, faults=Faults(access_token_ttl=1, latency_ms=250)
-    )
-    with Runtime.build(settings_for(page_size=250)) as rt:
-        job = connect(rt, "rob", provider, account.id)
-        first = rt.grants.get(job.grant_id)
-        first_token = first.access_token
-        drain(rt)
-        done = rt.jobs.get(job.id)
-        assert_consistent(rt.engine, done, 1500)
-        assert done.attempts == 1  # refreshed in place, not retried later
-        refreshed = rt.grants.get(job.grant_id)
-        assert refreshed.access_token != first_token
-        # Microsoft rotates refresh tokens and we keep the newest; Google keeps its one.
-        assert (refreshed.refresh_token != first.refresh_token) == (provider == "microsoft")
-        # Six pages at 250 ms outlive a 1 s token: the provider said 401 mid-import.
-        assert "access token refused; refreshing it" in caplog.text
+    provider: str, settings_for: SettingsFor, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = [1000.0]  # the sandbox's: its access tokens expire on it
+
+    def half_a_token_lifetime_passes() -> None:
+        clock[0] += 30
+
+    with start_sandbox(SandboxState(oauth=OAuthStore(clock=lambda: clock[0]))) as own:
+        account = own.state.new_account(1500, seed=2, faults=Faults(access_token_ttl=60))
+        with Runtime.build(settings_for(page_size=250, **sandbox_settings(own.base_url))) as rt:
+            job = connect(rt, "rob", provider, account.id)
+            first = rt.grants.get(job.grant_id)
+            first_token = first.access_token
+            rt.importer = importer_reading(
+                rt, before_each_page(half_a_token_lifetime_passes, rt.importer._sources)
+            )
+            drain(rt)
+            done = rt.jobs.get(job.id)
+            assert_consistent(rt.engine, done, 1500)
+            assert done.attempts == 1  # refreshed in place, not retried later
+            refreshed = rt.grants.get(job.grant_id)
+    assert refreshed.access_token != first_token
+    # Microsoft rotates refresh tokens and we keep the newest; Google keeps its one.
+    assert (refreshed.refresh_token != first.refresh_token) == (provider == "microsoft")
+    # Six pages, 30 s apart, outlive a 60 s token: the provider said 401 mid-import.
+    assert "access token refused; refreshing it" in caplog.text
 
 
 @pytest.mark.parametrize(

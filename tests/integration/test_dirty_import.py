@@ -141,6 +141,7 @@ def test_a_dirty_book_imports_with_exactly_the_bad_contacts_failed(
     for i in indices("nul_name", "surrogate_name", "control_chars"):
         action, contact_id, _ = rows[to_id(clean[i]["resourceName"])]
         if action == "created":
+            assert contact_id is not None
             expected = cleaned(served[i]["names"][0]["displayName"])
             assert stored[contact_id].display_name == expected
             checked[str(kind_at(i))] += 1

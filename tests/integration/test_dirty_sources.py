@@ -47,9 +47,17 @@ def microsoft_source(client: httpx.Client, url: str, token: str) -> ContactSourc
     return MicrosoftContactsSource(client, api_url=url, access_token=token, page_size=25)
 
 
-PROVIDERS = {
-    "google": (google_source, lambda person: person["resourceName"]),
-    "microsoft": (microsoft_source, lambda person: graph_contact_id(person["resourceName"])),
+def google_id(person: dict[str, Any]) -> str:
+    return str(person["resourceName"])
+
+
+def microsoft_id(person: dict[str, Any]) -> str:
+    return graph_contact_id(person["resourceName"])
+
+
+PROVIDERS: dict[str, tuple[SourceMaker, Callable[[dict[str, Any]], str]]] = {
+    "google": (google_source, google_id),
+    "microsoft": (microsoft_source, microsoft_id),
 }
 
 

@@ -1,11 +1,12 @@
-"""GoogleContactsSource against the sandbox over loopback: real HTTP, no mocked client."""
+"""GoogleContactsSource against the sandbox over loopback: real HTTP, no mocked client.
+
+What the People API alone does (personFields, page tokens, its error bodies); what every
+provider does alike is in test_provider_sources.py."""
 
 from __future__ import annotations
 
 import base64
 import json
-import logging
-import socket
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -32,10 +33,9 @@ from contact_import.providers.google import (
     person_to_contact,
 )
 from contact_import.providers.http import RetryPolicy, parse_retry_after
-from contact_import.sandbox.accounts import Faults
 from contact_import.sandbox.server import RunningSandbox
 from tests import helpers
-from tests.helpers import RecordedSleeps, assert_secret_kept
+from tests.helpers import assert_secret_kept
 
 CONNECTIONS = "/v1/people/me/connections"
 
@@ -74,21 +74,6 @@ def raw_get(
 # --- listing -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("page_size", [1000, 100])
-def test_full_listing_returns_every_contact_exactly_once(
-    client: httpx.Client, sandbox: RunningSandbox, page_size: int
-) -> None:
-    token = sandbox.state.add_account(size=2345, seed=3)
-    contacts, totals = list_all(make_source(client, sandbox, token, page_size=page_size))
-
-    ids = [contact.provider_contact_id for contact in contacts]
-    assert len(ids) == 2345
-    assert len(set(ids)) == 2345
-    assert ids == [person["resourceName"] for person in book_of(sandbox, token)]
-    assert totals == [2345] * len(totals)
-    assert len(totals) == -(-2345 // page_size)
-
-
 def test_people_are_mapped_to_incoming_contacts(
     client: httpx.Client, sandbox: RunningSandbox
 ) -> None:
@@ -105,16 +90,6 @@ def test_people_are_mapped_to_incoming_contacts(
         assert contact.deleted is False
     assert any(not c.emails and c.phones for c in contacts)
     assert any(not c.display_name.isascii() for c in contacts)
-
-
-def test_an_empty_address_book_is_one_empty_last_page(
-    client: httpx.Client, sandbox: RunningSandbox
-) -> None:
-    token = sandbox.state.add_account(size=0)
-    page = make_source(client, sandbox, token).fetch_page(None)
-    assert page.contacts == []
-    assert page.next_cursor is None
-    assert page.total == 0
 
 
 def test_accounts_created_over_http_can_be_listed(
@@ -218,107 +193,6 @@ def test_a_missing_token_is_401_unauthenticated(
 # --- errors the source raises --------------------------------------------------------------------
 
 
-def test_a_wrong_token_is_access_token_expired(
-    client: httpx.Client, sandbox: RunningSandbox
-) -> None:
-    token = "ya29.not-a-token-the-sandbox-issued"
-    with pytest.raises(AccessTokenExpired) as raised:
-        make_source(client, sandbox, token).fetch_page(None)
-    assert_secret_kept(raised.value, token)
-
-
-@pytest.mark.parametrize("retry_after", [0, 1])
-def test_rate_limits_are_retried_honouring_retry_after(
-    client: httpx.Client,
-    sandbox: RunningSandbox,
-    sleeps: RecordedSleeps,
-    caplog: pytest.LogCaptureFixture,
-    retry_after: int,
-) -> None:
-    faults = Faults(rate_limit_every=2, retry_after=retry_after)
-    token = sandbox.state.add_account(size=2345, seed=4, faults=faults)
-    caplog.set_level(logging.INFO)
-
-    contacts, _ = list_all(make_source(client, sandbox, token, page_size=100, sleep=sleeps))
-
-    assert len({c.provider_contact_id for c in contacts}) == 2345
-    assert sleeps == [float(retry_after)] * 23  # the first try of every page but the first
-    assert token not in caplog.text
-
-
-def test_retry_after_is_capped(
-    client: httpx.Client, sandbox: RunningSandbox, sleeps: RecordedSleeps
-) -> None:
-    faults = Faults(rate_limit_every=2, retry_after=3600)
-    token = sandbox.state.add_account(size=10, faults=faults)
-    source = make_source(client, sandbox, token, max_retry_after=5.0, sleep=sleeps)
-    source.fetch_page(None)
-    source.fetch_page(None)
-    assert sleeps == [5.0]
-
-
-def test_a_rate_limit_that_does_not_lift_is_raised_with_retry_after(
-    client: httpx.Client, sandbox: RunningSandbox, sleeps: RecordedSleeps
-) -> None:
-    token = sandbox.state.add_account(size=10, faults=Faults(rate_limit_every=1, retry_after=7))
-    with pytest.raises(RateLimited) as raised:
-        make_source(client, sandbox, token, max_retries=2, sleep=sleeps).fetch_page(None)
-    assert raised.value.retry_after == 7
-    assert sleeps == [7.0, 7.0]
-    assert_secret_kept(raised.value, token)
-
-
-def test_server_errors_end_in_provider_unavailable_after_retries(
-    client: httpx.Client, sandbox: RunningSandbox, sleeps: RecordedSleeps
-) -> None:
-    token = sandbox.state.add_account(size=10, faults=Faults(server_error_every=1))
-    with pytest.raises(ProviderUnavailable) as raised:
-        make_source(client, sandbox, token, max_retries=3, sleep=sleeps).fetch_page(None)
-    account = sandbox.state.account(token)
-    assert account is not None
-    assert account.requests == 4
-    assert len(sleeps) == 3
-    assert sleeps[0] < sleeps[2]  # the backoff grows
-    assert "503" in str(raised.value)
-    assert_secret_kept(raised.value, token)
-
-
-def test_an_occasional_server_error_is_absorbed(
-    client: httpx.Client, sandbox: RunningSandbox, sleeps: RecordedSleeps
-) -> None:
-    token = sandbox.state.add_account(size=500, faults=Faults(server_error_every=3))
-    contacts, _ = list_all(make_source(client, sandbox, token, page_size=100, sleep=sleeps))
-    assert len({c.provider_contact_id for c in contacts}) == 500
-    assert len(sleeps) == 2
-
-
-def test_a_refused_connection_is_provider_unavailable(
-    client: httpx.Client, sleeps: RecordedSleeps
-) -> None:
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    token = "ya29.secret-token"
-    source = GoogleContactsSource(
-        client, api_url=f"http://127.0.0.1:{port}", access_token=token, sleep=sleeps
-    )
-    with pytest.raises(ProviderUnavailable) as raised:
-        source.fetch_page(None)
-    assert len(sleeps) == 3
-    assert_secret_kept(raised.value, token)
-
-
-def test_a_slow_answer_is_provider_unavailable(
-    sandbox: RunningSandbox, sleeps: RecordedSleeps
-) -> None:
-    token = sandbox.state.add_account(size=10, faults=Faults(latency_ms=500))
-    with httpx.Client(timeout=0.1) as impatient:
-        source = make_source(impatient, sandbox, token, max_retries=1, sleep=sleeps)
-        with pytest.raises(ProviderUnavailable, match="in time"):
-            source.fetch_page(None)
-    assert len(sleeps) == 1
-
-
 def test_a_page_token_google_did_not_issue_restarts_the_listing(
     client: httpx.Client, sandbox: RunningSandbox
 ) -> None:
@@ -359,11 +233,6 @@ def test_a_page_token_survives_a_new_access_token(
     cursor = make_source(client, sandbox, token, page_size=100).fetch_page(None).next_cursor
     page = make_source(client, sandbox, refreshed, page_size=100).fetch_page(cursor)
     assert len(page.contacts) == 100
-
-
-def test_page_size_is_checked_before_any_request(client: httpx.Client) -> None:
-    with pytest.raises(ValueError):
-        GoogleContactsSource(client, api_url="http://x", access_token="t", page_size=1001)
 
 
 # --- pure mapping: Google bodies and answers -> our types ----------------------------------------

@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 
 import pytest
-from sqlalchemy import update
 
 from contact_import.domain.job import JobStatus
 from contact_import.providers.base import ContactPage, ContactSource
-from contact_import.runner.importer import ImportBudget, Importer, SourceFor
-from contact_import.runner.tick import run_tick
+from contact_import.runner.importer import ImportBudget, SourceFor
+from contact_import.runner.tick import TickSummary, run_tick
 from contact_import.runtime import Runtime
 from contact_import.sandbox.accounts import Faults
 from contact_import.sandbox.server import RunningSandbox
 from contact_import.settings import Settings
+from contact_import.store.clock import QueueClock
 from contact_import.store.jobs import Job
-from contact_import.store.schema import jobs
-from tests.helpers import Counts, assert_consistent, drain, queue_import
+from tests.helpers import (
+    Counts,
+    FakeTime,
+    assert_consistent,
+    before_each_page,
+    drain,
+    importer_reading,
+    queue_import,
+)
 
 
 def test_full_import_has_exact_counts(runtime: Runtime, sandbox: RunningSandbox) -> None:
@@ -84,14 +89,12 @@ def _crashing_after(pages: int, sources: SourceFor) -> SourceFor:
 def test_expired_lease_is_reclaimed_and_completes_exactly(
     settings_for: Callable[..., Settings], sandbox: RunningSandbox
 ) -> None:
-    with Runtime.build(settings_for(lease_seconds=0.5, page_size=400)) as rt:
+    with Runtime.build(settings_for(lease_seconds=30, page_size=400)) as rt:
+        queue = QueueClock.install(rt.engine)
         reference = queue_import(rt, sandbox, "ref", size=3000, seed=3)
         drain(rt)
         job = queue_import(rt, sandbox, "erin", size=3000, seed=3)
-        crashing = Importer(
-            rt.engine, rt.jobs, _crashing_after(3, rt.importer._sources),
-            lease_seconds=0.5, default_region="US", grants=rt.grants, metrics=rt.metrics,
-        )  # fmt: skip
+        crashing = importer_reading(rt, _crashing_after(3, rt.importer._sources))
         (claimed,) = rt.jobs.claim("doomed", 1).jobs
         with pytest.raises(_Crash):
             crashing.run(claimed, budget=ImportBudget())
@@ -99,8 +102,9 @@ def test_expired_lease_is_reclaimed_and_completes_exactly(
         assert stuck.status is JobStatus.PROCESSING
         assert stuck.pages_done == 3
         assert stuck.locked_by is not None
+        queue.advance(29)
         assert rt.jobs.claim("too-early", 1).jobs == []  # the lease still holds
-        time.sleep(0.6)
+        queue.advance(2)  # ... and now it has run out
         summary = run_tick(rt.jobs, rt.importer, metrics=rt.metrics, budget_seconds=60, max_jobs=1)
         assert summary.to_json()["job_ids"]["processed"] == [str(job.id)]
         done = rt.jobs.get(job.id)
@@ -112,26 +116,33 @@ def test_expired_lease_is_reclaimed_and_completes_exactly(
 def test_ticks_with_a_small_budget_finish_a_large_import(
     settings_for: Callable[..., Settings], sandbox: RunningSandbox
 ) -> None:
-    budget = 0.4
+    budget, page = 0.4, 0.1  # seconds: three pages fit a tick, a fourth would overrun it
+    clock = FakeTime()
     with Runtime.build(settings_for(page_size=500)) as rt:
-        job = queue_import(rt, sandbox, "frank", size=12_000, faults=Faults(latency_ms=40))
-        ticks = []
+        importer = importer_reading(
+            rt, before_each_page(lambda: clock.advance(page), rt.importer._sources)
+        )
+        job = queue_import(rt, sandbox, "frank", size=6000)
+        ticks: list[TickSummary] = []
+        pages: list[int] = []
         while rt.jobs.get(job.id).status is not JobStatus.COMPLETED:
-            started = time.monotonic()
+            started, pages_before = clock(), rt.jobs.get(job.id).pages_done
             summary = run_tick(
-                rt.jobs, rt.importer, metrics=rt.metrics, budget_seconds=budget, max_jobs=2
-            )
-            elapsed = time.monotonic() - started
+                rt.jobs, importer, metrics=rt.metrics, budget_seconds=budget, max_jobs=2,
+                clock=clock,
+            )  # fmt: skip
+            elapsed = clock() - started
             ticks.append(summary)
-            # A tick may overrun only by the one page it had started (plus claim bookkeeping).
-            assert elapsed <= budget + summary.longest_page_seconds + 0.25, (elapsed, summary)
+            pages.append(rt.jobs.get(job.id).pages_done - pages_before)
+            # A tick may overrun only by the one page it had started.
+            assert elapsed <= budget + summary.longest_page_seconds, (elapsed, summary)
             assert len(ticks) < 60
-        assert len(ticks) >= 3
+        assert pages == [3, 3, 3, 3]  # 12 pages of 500: each tick stops when the next would not fit
         assert all(t.to_json()["job_ids"]["continuing"] == [str(job.id)] for t in ticks[:-1])
         assert ticks[-1].to_json()["job_ids"]["processed"] == [str(job.id)]
         done = rt.jobs.get(job.id)
         assert done.attempts == 1  # yielding at a page boundary does not use up attempts
-        assert_consistent(rt.engine, done, 12_000)
+        assert_consistent(rt.engine, done, 6000)
 
 
 def test_tick_with_nothing_to_do(runtime: Runtime) -> None:
@@ -184,6 +195,7 @@ def test_transient_provider_errors_back_off_then_fail_after_max_attempts(
     settings_for: Callable[..., Settings], sandbox: RunningSandbox
 ) -> None:
     with Runtime.build(settings_for(max_attempts=2, provider_max_retries=0)) as rt:
+        queue = QueueClock.install(rt.engine)
         job = queue_import(rt, sandbox, "ivy", size=10, faults=Faults(server_error_every=1))
         first = run_tick(rt.jobs, rt.importer, metrics=rt.metrics, budget_seconds=30, max_jobs=1)
         assert first.to_json()["job_ids"]["continuing"] == [str(job.id)]
@@ -192,8 +204,10 @@ def test_transient_provider_errors_back_off_then_fail_after_max_attempts(
         assert waiting.locked_by is None
         assert waiting.run_after > waiting.updated_at  # backed off
         assert "503" in (waiting.error_message or "") or waiting.error_message
-        with rt.engine.begin() as conn:  # let the backoff pass
-            conn.execute(update(jobs).values(run_after=waiting.updated_at))
+        backoff = (waiting.run_after - waiting.updated_at).total_seconds()
+        queue.advance(backoff - 0.5)
+        assert rt.jobs.claim("too-early", 1).jobs == []  # still backing off
+        queue.advance(1.0)  # the backoff has passed
         second = run_tick(rt.jobs, rt.importer, metrics=rt.metrics, budget_seconds=30, max_jobs=1)
         assert second.to_json()["job_ids"]["failed"] == [str(job.id)]
         failed = rt.jobs.get(job.id)
@@ -204,26 +218,21 @@ def test_transient_provider_errors_back_off_then_fail_after_max_attempts(
 def test_a_long_retry_after_keeps_the_lease(
     settings_for: Callable[..., Settings], sandbox: RunningSandbox
 ) -> None:
-    """Retry-After (2 s) longer than the lease (0.6 s): the wait renews it, nobody steals it."""
-    with Runtime.build(settings_for(lease_seconds=0.6, page_size=100)) as rt:
-        faults = Faults(rate_limit_every=2, retry_after=2)
+    """Retry-After (9 s) longer than the lease (3 s): the wait renews it, nobody steals it."""
+    with Runtime.build(settings_for(lease_seconds=3, page_size=100)) as rt:
+        faults = Faults(rate_limit_every=2, retry_after=9)
         job = queue_import(rt, sandbox, "kim", size=250, faults=faults)
         stolen: list[Job] = []
-        done = threading.Event()
+        # Each step of the wait moves the queue's clock, then a thief tries to claim the job.
+        fake = FakeTime(QueueClock.install(rt.engine), lambda: stolen.extend(thief_claim()))
 
-        def thief() -> None:
-            while not done.is_set():
-                stolen.extend(rt.jobs.claim("thief", 1).jobs)
-                time.sleep(0.1)
+        def thief_claim() -> list[Job]:
+            return rt.jobs.claim("thief", 1).jobs
 
         (claimed,) = rt.jobs.claim("owner", 1).jobs
-        thread = threading.Thread(target=thief)
-        thread.start()
-        try:
-            outcome = rt.importer.run(claimed, ImportBudget())
-        finally:
-            done.set()
-            thread.join()
+        importer = importer_reading(rt, rt.importer._sources, clock=fake, sleep=fake.sleep)
+        outcome = importer.run(claimed, ImportBudget())
+        assert fake.slept == pytest.approx(18)  # two 429s, each waited out past the lease
         assert stolen == []
         assert outcome.value == "completed"
         finished = rt.jobs.get(job.id)

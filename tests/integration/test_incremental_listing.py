@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 import pytest
 
-from contact_import.domain.contact import IncomingContact
 from contact_import.errors import CursorExpired, MalformedResponse, RequestRejected
 from contact_import.providers.base import ContactPage, ContactSource
 from contact_import.providers.google import GoogleContactsSource
@@ -22,6 +21,7 @@ from contact_import.providers.microsoft import MicrosoftContactsSource
 from contact_import.sandbox.accounts import Account, Faults
 from contact_import.sandbox.graph import graph_contact_id
 from contact_import.sandbox.server import RunningSandbox
+from tests.helpers import contacts_of, list_pages
 
 
 @dataclass(frozen=True)
@@ -75,20 +75,6 @@ def world_of(
         return World(provider, sandbox, client, token)
 
     return make
-
-
-def list_pages(source: ContactSource, cursor: str | None = None) -> list[ContactPage]:
-    pages: list[ContactPage] = []
-    while True:
-        page = source.fetch_page(cursor)
-        pages.append(page)
-        cursor = page.next_cursor
-        if cursor is None:
-            return pages
-
-
-def contacts_of(pages: list[ContactPage]) -> list[IncomingContact]:
-    return [contact for page in pages for contact in page.contacts]
 
 
 def last_token(pages: list[ContactPage]) -> str:

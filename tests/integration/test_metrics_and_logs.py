@@ -26,7 +26,7 @@ from contact_import.settings import Settings
 from contact_import.store.jobs import Job
 from contact_import.store.schema import jobs
 from contact_import.web.app import create_app
-from tests.helpers import drain, queue_import
+from tests.helpers import SettingsFor, drain, queue_import
 
 with warnings.catch_warnings():
     # Starlette 1.x asks for httpx2 behind its TestClient; with httpx it works the same.
@@ -55,7 +55,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 
 @pytest.fixture
-def rt(settings_for) -> Iterator[Runtime]:  # type: ignore[no-untyped-def]
+def rt(settings_for: SettingsFor) -> Iterator[Runtime]:
     settings = settings_for(cron_secret=CRON_SECRET, page_size=100)
     with Runtime.build(settings) as runtime:
         yield runtime

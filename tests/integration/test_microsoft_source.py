@@ -1,9 +1,11 @@
-"""MicrosoftContactsSource against the sandbox over loopback: real HTTP, no mocked client."""
+"""MicrosoftContactsSource against the sandbox over loopback: real HTTP, no mocked client.
+
+What Graph alone does (delta links, empty pages, $select/$top, links to other hosts); what
+every provider does alike is in test_provider_sources.py."""
 
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 import httpx
@@ -31,10 +33,16 @@ from contact_import.providers.microsoft import (
 )
 from contact_import.runtime import Runtime
 from contact_import.sandbox.accounts import Faults
-from contact_import.sandbox.graph import graph_contact_id
 from contact_import.sandbox.server import RunningSandbox
 from tests import helpers
-from tests.helpers import RecordedSleeps, assert_consistent, assert_secret_kept, drain, queue_import
+from tests.helpers import (
+    assert_consistent,
+    assert_secret_kept,
+    contacts_of,
+    drain,
+    list_pages,
+    queue_import,
+)
 
 CONTACTS = "/v1.0/me/contacts"
 
@@ -43,27 +51,6 @@ def make_source(
     client: httpx.Client, sandbox: RunningSandbox, token: str, **options: Any
 ) -> MicrosoftContactsSource:
     return MicrosoftContactsSource(client, api_url=sandbox.base_url, access_token=token, **options)
-
-
-def list_pages(source: MicrosoftContactsSource | GoogleContactsSource) -> list[ContactPage]:
-    pages: list[ContactPage] = []
-    cursor: str | None = None
-    while True:
-        page = source.fetch_page(cursor)
-        pages.append(page)
-        cursor = page.next_cursor
-        if cursor is None:
-            return pages
-
-
-def contacts_of(pages: list[ContactPage]) -> list[IncomingContact]:
-    return [contact for page in pages for contact in page.contacts]
-
-
-def book_of(sandbox: RunningSandbox, token: str) -> list[dict[str, Any]]:
-    account = sandbox.state.account(token)
-    assert account is not None
-    return sandbox.state.book(account).people
 
 
 def requests_of(sandbox: RunningSandbox, token: str) -> int:
@@ -83,21 +70,6 @@ def raw_get(
 
 
 # --- listing -------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("page_size", [1000, 100])
-def test_full_listing_returns_every_contact_exactly_once(
-    client: httpx.Client, sandbox: RunningSandbox, page_size: int
-) -> None:
-    token = sandbox.state.add_account(size=2345, seed=3)
-    pages = list_pages(make_source(client, sandbox, token, page_size=page_size))
-
-    ids = [contact.provider_contact_id for contact in contacts_of(pages)]
-    assert len(ids) == len(set(ids)) == 2345
-    assert ids == [graph_contact_id(p["resourceName"]) for p in book_of(sandbox, token)]
-    assert [page.total for page in pages] == [None] * len(pages)  # delta has no $count
-    assert len(pages) == -(-2345 // page_size)
-    assert [page.sync_token is not None for page in pages] == [False] * (len(pages) - 1) + [True]
 
 
 def test_the_same_people_as_the_google_listing_of_the_account(
@@ -132,7 +104,7 @@ def test_empty_pages_with_a_next_link_are_followed(
     assert all(page.next_cursor and page.sync_token is None for page in empty)
 
 
-def test_an_empty_address_book_is_one_empty_last_page(
+def test_an_empty_books_sync_token_is_a_delta_link(
     client: httpx.Client, sandbox: RunningSandbox
 ) -> None:
     token = sandbox.state.add_account(size=0)
@@ -204,55 +176,6 @@ def test_a_missing_token_is_a_graph_style_401(
 # --- errors the source raises --------------------------------------------------------------------
 
 
-def test_a_wrong_token_is_access_token_expired(
-    client: httpx.Client, sandbox: RunningSandbox
-) -> None:
-    token = "EwBwA8l6BAAU.not-a-token-the-sandbox-issued"
-    with pytest.raises(AccessTokenExpired) as raised:
-        make_source(client, sandbox, token).fetch_page(None)
-    assert_secret_kept(raised.value, token)
-
-
-def test_rate_limits_are_retried_honouring_retry_after(
-    client: httpx.Client,
-    sandbox: RunningSandbox,
-    sleeps: RecordedSleeps,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    token = sandbox.state.add_account(size=2345, seed=4, faults=Faults(rate_limit_every=2))
-    caplog.set_level(logging.INFO)
-
-    pages = list_pages(make_source(client, sandbox, token, page_size=100, sleep=sleeps))
-
-    assert len({c.provider_contact_id for c in contacts_of(pages)}) == 2345
-    assert sleeps == [1.0] * 23  # the first try of every page but the first
-    assert token not in caplog.text
-
-
-def test_a_rate_limit_that_does_not_lift_is_raised_with_retry_after(
-    client: httpx.Client, sandbox: RunningSandbox, sleeps: RecordedSleeps
-) -> None:
-    token = sandbox.state.add_account(size=10, faults=Faults(rate_limit_every=1, retry_after=7))
-    with pytest.raises(RateLimited) as raised:
-        make_source(client, sandbox, token, max_retries=2, sleep=sleeps).fetch_page(None)
-    assert raised.value.retry_after == 7
-    assert sleeps == [7.0, 7.0]
-    assert_secret_kept(raised.value, token)
-
-
-def test_server_errors_end_in_provider_unavailable_after_retries(
-    client: httpx.Client, sandbox: RunningSandbox, sleeps: RecordedSleeps
-) -> None:
-    token = sandbox.state.add_account(size=10, faults=Faults(server_error_every=1))
-    with pytest.raises(ProviderUnavailable) as raised:
-        make_source(client, sandbox, token, max_retries=3, sleep=sleeps).fetch_page(None)
-    assert requests_of(sandbox, token) == 4
-    assert len(sleeps) == 3
-    assert sleeps[0] < sleeps[2]  # the backoff grows
-    assert "503" in str(raised.value)
-    assert_secret_kept(raised.value, token)
-
-
 def test_a_next_link_to_another_host_is_refused_before_any_request(
     client: httpx.Client, sandbox: RunningSandbox
 ) -> None:
@@ -285,11 +208,6 @@ def test_a_next_link_to_another_host_in_a_body_is_not_returned(
         with pytest.raises(RequestRejected) as raised:
             source.fetch_page(None)
     assert_secret_kept(raised.value, token)
-
-
-def test_page_size_is_checked_before_any_request(client: httpx.Client) -> None:
-    with pytest.raises(ValueError):
-        MicrosoftContactsSource(client, api_url="http://x", access_token="t", page_size=1001)
 
 
 def test_the_first_request_asks_for_what_the_importer_needs(sandbox: RunningSandbox) -> None:

@@ -30,7 +30,7 @@ from contact_import.store.schema import jobs, oauth_states
 from contact_import.web.app import create_app
 from contact_import.web.routes.imports import status_page_url
 from contact_import.web.signing import verify_job_link
-from tests.helpers import queue_import
+from tests.helpers import SettingsFor, queue_import
 from tests.integration.test_api import JWT_SECRET, assert_error, make_jwt
 
 with warnings.catch_warnings():
@@ -42,7 +42,7 @@ sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
-def rt(settings_for) -> Iterator[Runtime]:  # type: ignore[no-untyped-def]
+def rt(settings_for: SettingsFor) -> Iterator[Runtime]:
     with Runtime.build(settings_for(jwt_secret=JWT_SECRET)) as runtime:
         yield runtime
 

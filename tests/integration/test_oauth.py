@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -71,11 +70,14 @@ class Authorized:
     state: str
 
 
+DEFAULT_HINT = "contacts:25,seed:7"
+
+
 def authorize(
     client: httpx.Client,
     provider: OAuthProvider,
     *,
-    login_hint: str | None = "contacts:25,seed:7",
+    login_hint: str | None = DEFAULT_HINT,
     state: str = "state-1",
 ) -> Authorized:
     """What the user's browser does: open the authorize URL and come back to the callback."""
@@ -116,8 +118,10 @@ def redeem(
     )
 
 
-def connect(client: httpx.Client, provider: OAuthProvider, **options: str) -> TokenSet:
-    return redeem(client, provider, authorize(client, provider, **options))
+def connect(
+    client: httpx.Client, provider: OAuthProvider, *, login_hint: str | None = DEFAULT_HINT
+) -> TokenSet:
+    return redeem(client, provider, authorize(client, provider, login_hint=login_hint))
 
 
 def source_for(
@@ -146,8 +150,11 @@ def assert_keeps_secrets(error: BaseException, *secrets: str | None) -> None:
         assert all(secret not in text for text in texts)
 
 
-def sandbox_account(sandbox: RunningSandbox, size: int = 25, **faults: int) -> Account:
-    return sandbox.state.new_account(size, seed=5, faults=Faults(**faults))
+def sandbox_account(
+    sandbox: RunningSandbox, size: int = 25, *, access_token_ttl: int = 3600
+) -> Account:
+    faults = Faults(access_token_ttl=access_token_ttl)
+    return sandbox.state.new_account(size, seed=5, faults=faults)
 
 
 # --- the whole flow ----------------------------------------------------------------------------
@@ -454,23 +461,27 @@ def test_the_revoked_fault_knob_refuses_the_code_exchange_too(
 
 @pytest.mark.parametrize("name", PROVIDERS)
 def test_an_access_token_expires_after_its_ttl_and_a_refresh_brings_a_new_one(
-    name: str, client: httpx.Client, sandbox: RunningSandbox
+    name: str, client: httpx.Client
 ) -> None:
-    account = sandbox_account(sandbox, access_token_ttl=1)
-    provider = provider_for(name, sandbox)
-    tokens = connect(client, provider, login_hint=account.id)
-    assert tokens.expires_at == NOW + timedelta(seconds=1)
-    source = source_for(name, client, sandbox, tokens.access_token)
-    assert source.fetch_page(None).contacts
+    clock = [1000.0]  # the sandbox's clock: its codes and access tokens expire on it
+    with start_sandbox(SandboxState(oauth=OAuthStore(clock=lambda: clock[0]))) as own:
+        account = sandbox_account(own, access_token_ttl=60)
+        provider = provider_for(name, own)
+        tokens = connect(client, provider, login_hint=account.id)
+        assert tokens.expires_at == NOW + timedelta(seconds=60)
+        source = source_for(name, client, own, tokens.access_token)
+        assert source.fetch_page(None).contacts
+        clock[0] += 59
+        assert source.fetch_page(None).contacts  # not yet
 
-    time.sleep(1.1)
-    with pytest.raises(AccessTokenExpired) as caught:
-        source.fetch_page(None)
-    assert_keeps_secrets(caught.value, tokens.access_token)
+        clock[0] += 1
+        with pytest.raises(AccessTokenExpired) as caught:
+            source.fetch_page(None)
+        assert_keeps_secrets(caught.value, tokens.access_token)
 
-    assert tokens.refresh_token is not None
-    fresh = refresh_access_token(client, provider, tokens.refresh_token, now=NOW)
-    assert source_for(name, client, sandbox, fresh.access_token).fetch_page(None).contacts
+        assert tokens.refresh_token is not None
+        fresh = refresh_access_token(client, provider, tokens.refresh_token, now=NOW)
+        assert source_for(name, client, own, fresh.access_token).fetch_page(None).contacts
 
 
 def test_an_unreachable_token_endpoint_is_transient(client: httpx.Client) -> None:

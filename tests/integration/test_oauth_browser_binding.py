@@ -34,7 +34,7 @@ from contact_import.store.oauth_states import MAX_LIVE_STATES, prune_expired_sta
 from contact_import.store.schema import contacts, jobs, oauth_states, provider_grants
 from contact_import.web.app import create_app
 from contact_import.web.flow_cookie import COOKIE_PREFIX, flow_cookie_name
-from tests.helpers import assert_consistent, drain
+from tests.helpers import SettingsFor, assert_consistent, drain
 from tests.integration.test_api import CRON_SECRET, JWT_SECRET, as_user, assert_error
 
 with warnings.catch_warnings():
@@ -48,7 +48,7 @@ sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
-def rt(settings_for) -> Iterator[Runtime]:  # type: ignore[no-untyped-def]
+def rt(settings_for: SettingsFor) -> Iterator[Runtime]:
     with Runtime.build(settings_for(cron_secret=CRON_SECRET, jwt_secret=JWT_SECRET)) as runtime:
         yield runtime
 
@@ -172,7 +172,7 @@ def test_a_jwt_of_another_user_completes_nothing(rt: Runtime, sandbox: RunningSa
 
 def nonce_in(client: TestClient) -> str:
     (nonce,) = [v for k, v in client.cookies.items() if k.startswith(COOKIE_PREFIX)]
-    return nonce
+    return str(nonce)
 
 
 @sqlite_only
@@ -234,7 +234,7 @@ def test_the_browser_that_started_completes_the_import(
 
 
 def test_an_app_on_another_site_completes_with_the_users_jwt(
-    settings_for,  # type: ignore[no-untyped-def]
+    settings_for: SettingsFor,
     sandbox: RunningSandbox,
 ) -> None:
     settings = settings_for(jwt_secret=JWT_SECRET, oauth_return_url=RETURN_URL)
@@ -265,7 +265,7 @@ def test_an_app_on_another_site_completes_with_the_users_jwt(
 
 
 @sqlite_only
-def test_the_return_url_also_receives_the_providers_refusal(settings_for) -> None:  # type: ignore[no-untyped-def]
+def test_the_return_url_also_receives_the_providers_refusal(settings_for: SettingsFor) -> None:
     settings = settings_for(jwt_secret=JWT_SECRET, oauth_return_url=RETURN_URL)
     with Runtime.build(settings) as rt, browser(rt) as client:
         refused = client.get(f"{API}/microsoft/callback", params={"error": "access_denied"})
@@ -297,7 +297,7 @@ def cookie_of(response: httpx.Response) -> Any:
     ],
 )
 def test_the_nonce_cookie_attributes(
-    settings_for,  # type: ignore[no-untyped-def]
+    settings_for: SettingsFor,
     public_base_url: str,
     secure: bool,
     path: str,
@@ -320,7 +320,7 @@ def test_the_nonce_cookie_attributes(
 
 @sqlite_only
 def test_with_https_the_secure_cookie_completes_over_https(
-    settings_for,  # type: ignore[no-untyped-def]
+    settings_for: SettingsFor,
     sandbox: RunningSandbox,
 ) -> None:
     settings = settings_for(jwt_secret=JWT_SECRET, public_base_url="https://contacts.example.com")

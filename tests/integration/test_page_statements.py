@@ -8,12 +8,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from contact_import.runner.worker import Worker
 from contact_import.runtime import Runtime
 from contact_import.sandbox.server import RunningSandbox
 from contact_import.settings import Settings
+from contact_import.store.notifications import NOTIFY_CHANNEL
 from tests.helpers import assert_consistent, drain, queue_import
 
 
@@ -34,6 +35,7 @@ def _statements_per_page(rt: Runtime, sandbox: RunningSandbox, user: str, size: 
     return len(statements) / done.pages_done
 
 
+@pytest.mark.slow
 def test_statements_per_page_do_not_grow_with_the_page(
     settings_for: Callable[..., Settings], sandbox: RunningSandbox
 ) -> None:
@@ -52,6 +54,19 @@ def test_statements_per_page_do_not_grow_with_the_page(
     # lock, two reads, checkpoint, four writes (+ BEGIN on SQLite), plus the job's claim and
     # release spread over its pages.
     assert per_page[1000][0] <= 11, per_page
+
+
+def _listening(rt: Runtime) -> bool:
+    """A session of this database waits on the jobs channel (the worker's LISTEN)."""
+    with rt.engine.connect() as conn:
+        listening = conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND query = :listen"
+            ),
+            {"listen": f"LISTEN {NOTIFY_CHANNEL}"},
+        ).scalar_one()
+    return bool(listening)
 
 
 @pytest.mark.postgres
@@ -75,7 +90,11 @@ def test_worker_wakes_on_notify_long_before_its_poll_interval(
         thread = threading.Thread(target=worker.run)
         thread.start()
         try:
-            time.sleep(1.0)  # idle: the worker is now waiting (poll: 60 s)
+            # Idle and LISTENing (its next poll is 60 s away): only the NOTIFY can wake it now.
+            deadline = time.monotonic() + 20
+            while not _listening(rt):
+                assert time.monotonic() < deadline, "the worker never LISTENed"
+                time.sleep(0.05)
             job = queue_import(rt, sandbox, "nora", size=100)
             deadline = time.monotonic() + 20
             while rt.jobs.get(job.id).status.value != "completed":

@@ -3,7 +3,6 @@ database is back, unless the lease was lost meanwhile: the fence stays strict.""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +11,7 @@ from contact_import.errors import DatabaseUnavailable
 from contact_import.runner.settlements import PendingSettlements, Settlement
 from contact_import.runtime import Runtime
 from contact_import.settings import Settings
+from contact_import.store.clock import QueueClock
 from contact_import.store.jobs import Job, JobStore
 from tests.pg_cluster import PgCluster
 
@@ -67,7 +67,8 @@ def test_a_release_that_met_an_outage_lands_when_the_database_is_back(
 def test_a_waiting_release_whose_lease_was_lost_is_dropped(
     rt: Runtime, pg_cluster: PgCluster
 ) -> None:
-    short = JobStore(rt.engine, lease_seconds=1)
+    queue = QueueClock.install(rt.engine)
+    short = JobStore(rt.engine, lease_seconds=30)
     job = _claimed(short, "pavel")
     pending = PendingSettlements(short)
     pg_cluster.stop()
@@ -75,7 +76,7 @@ def test_a_waiting_release_whose_lease_was_lost_is_dropped(
         _wait_out_and_queue(pending, Settlement(job.lease, refund=True))
     finally:
         pg_cluster.start()
-    time.sleep(1.2)  # the lease expires (database clock) ...
+    queue.advance(31)  # the lease expires (database clock) ...
     (taken,) = short.claim("someone-else", 1).jobs  # ... and another worker takes the job
     assert taken.id == job.id
     assert pending.retry() == 0

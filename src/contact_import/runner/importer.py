@@ -167,8 +167,12 @@ class Importer:
         default_region: str | None,
         metrics: Metrics,
         jitter: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """``clock`` and ``sleep`` pace the provider's retry waits (tests pass a fake pair)."""
         self._engine = engine
+        self._clock, self._sleep = clock, sleep
         self._jobs = jobs
         self._sources = sources
         self._grants = grants
@@ -289,15 +293,16 @@ class Importer:
         """
 
         def sleep(seconds: float) -> None:
-            deadline = time.monotonic() + seconds
-            renew_at = time.monotonic() + self._lease_seconds / 3
-            while (left := deadline - time.monotonic()) > 0:
-                time.sleep(min(left, 0.2))
+            clock = self._clock
+            deadline = clock() + seconds
+            renew_at = clock() + self._lease_seconds / 3
+            while (left := deadline - clock()) > 0:
+                self._sleep(min(left, 0.2))
                 if stopping():
                     raise _Stopping
-                if time.monotonic() >= renew_at:
+                if clock() >= renew_at:
                     self._jobs.heartbeat(lease)
-                    renew_at = time.monotonic() + self._lease_seconds / 3
+                    renew_at = clock() + self._lease_seconds / 3
 
         return sleep
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -79,6 +80,7 @@ def run_tick(
     sync_interval: float = 0.0,
     deliverer: Deliverer | None = None,
     retention: Retention | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> TickSummary:
     """Settle dead leases, queue the sync imports due (``sync_interval`` seconds; 0: off),
     claim up to ``max_jobs`` and import them side by side.
@@ -86,16 +88,16 @@ def run_tick(
     Each job stops at a page boundary when the shared budget cannot fit another page, and
     resumes from its cursor on a later tick. Raises DatabaseUnavailable when the database
     cannot be reached before anything is claimed; once jobs run, the importer settles each
-    of them whatever happens.
+    of them whatever happens. ``clock`` measures the budget (tests pass a fake one).
 
     With a ``deliverer``, imports get ``1 - WEBHOOK_BUDGET_SHARE`` of the budget and webhook
     deliveries what is left after them; ``retention`` prunes before the claim.
     """
     metrics.cron_ticks.inc()
     log.info("tick started", extra={"budget_seconds": budget_seconds, "max_jobs": max_jobs})
-    started = time.monotonic()
+    started = clock()
     share = 0.0 if deliverer is None else WEBHOOK_BUDGET_SHARE
-    budget = ImportBudget.seconds(budget_seconds * (1 - share))
+    budget = ImportBudget.seconds(budget_seconds * (1 - share), clock)
     with map_db_errors():  # an outage here raises DatabaseUnavailable: the route answers 503
         queue_due_syncs(jobs, metrics, sync_interval)
         if retention is not None:
@@ -103,7 +105,7 @@ def run_tick(
         claimed = _settle_then_claim(jobs, importer, metrics, worker or new_worker_name(), max_jobs)
     summary = _import_claimed(importer, claimed, budget)
     if deliverer is not None:
-        _deliver(deliverer, started + budget_seconds - time.monotonic())
+        _deliver(deliverer, started + budget_seconds - clock())
     return summary
 
 

@@ -76,7 +76,11 @@ class RefreshGrant:
 
 
 class OAuthStore:
-    """Registered clients, pending authorization codes and refresh tokens; thread-safe."""
+    """Registered clients, pending authorization codes and refresh tokens; thread-safe.
+
+    ``clock`` is the sandbox's one clock: codes and access tokens (``SandboxState``) expire on
+    it, so a test moves it instead of waiting.
+    """
 
     def __init__(
         self,

@@ -14,7 +14,6 @@ import json
 import re
 import secrets
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
@@ -106,7 +105,7 @@ class SandboxState:
         self._lock = threading.Lock()
         self._book_lock = threading.Lock()  # apart: building a book must not block lookups
         self._tokens: dict[str, Account] = {}
-        self._expires: dict[str, float] = {}  # access token -> time.monotonic() deadline
+        self._expires: dict[str, float] = {}  # access token -> deadline on self.oauth.clock
         self._accounts: dict[str, Account] = {}
         self._books: dict[tuple[int, int, int], Book] = {}
         self._next_id = 1
@@ -158,14 +157,14 @@ class SandboxState:
         with self._lock:
             self._tokens[token] = account
             if ttl is not None:
-                self._expires[token] = time.monotonic() + ttl
+                self._expires[token] = self.oauth.clock() + ttl
         return token
 
     def account(self, token: str) -> Account | None:
         """The account ``token`` belongs to; None when unknown, expired or revoked."""
         with self._lock:
             account = self._tokens.get(token)
-            if token in self._expires and self._expires[token] <= time.monotonic():
+            if token in self._expires and self._expires[token] <= self.oauth.clock():
                 del self._tokens[token], self._expires[token]
                 return None
         return None if account is None or account.faults.revoked else account

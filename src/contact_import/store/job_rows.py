@@ -1,7 +1,7 @@
 """The rows the job queue hands around: a job, the lease that fences writes to it, counts,
 and what a claim or a reap did (facts the runners turn into metrics).
 
-Also the one clock all job SQL uses (``db_now``).
+``db_now``, the one clock all job SQL uses, lives in ``store.clock`` (re-exported here).
 """
 
 from __future__ import annotations
@@ -9,16 +9,16 @@ from __future__ import annotations
 import secrets
 import socket
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Connection, and_, func, literal
+from sqlalchemy import ColumnElement, and_
 
 from contact_import.domain.job import JobStatus
 from contact_import.errors import LeaseLost
-from contact_import.store.db import is_postgres
-from contact_import.store.schema import UTCDateTime, jobs
+from contact_import.store.clock import db_now
+from contact_import.store.schema import jobs
 
 __all__ = [
     "PUBLIC_JOB_FIELDS",
@@ -169,11 +169,3 @@ def job_fields(job: Job) -> dict[str, Any]:
 
 def new_worker_name() -> str:
     return f"{socket.gethostname()}:{secrets.token_hex(3)}"
-
-
-def db_now(conn: Connection, plus_seconds: float = 0.0) -> ColumnElement[datetime]:
-    """The database's clock on Postgres (one clock for every machine); ours on SQLite."""
-    if is_postgres(conn):
-        now = func.now()
-        return now + timedelta(seconds=plus_seconds) if plus_seconds else now
-    return literal(datetime.now(UTC) + timedelta(seconds=plus_seconds), UTCDateTime)

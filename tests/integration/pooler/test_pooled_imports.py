@@ -216,7 +216,7 @@ def test_db_upgrade_runs_through_the_pooler(
 ) -> None:
     name = f"t_fresh_{time.monotonic_ns() % 10**9}"
     with psycopg.connect(pg_admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+        conn.execute(f'CREATE DATABASE "{name}"')
     try:
         env = subprocess_env | {"DATABASE_URL": pgbouncer.url(name, flag=True)}
         first = subprocess.run(
@@ -228,4 +228,4 @@ def test_db_upgrade_runs_through_the_pooler(
         assert tick.returncode == 0, tick.stderr
     finally:
         with psycopg.connect(pg_admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
