@@ -22,10 +22,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import Engine
 
-from contact_import.connected import lookup_account_email
 from contact_import.crypto import TokenCipher
 from contact_import.errors import InvalidOAuthState
 from contact_import.metrics import Metrics
+from contact_import.providers.account_lookup import lookup_account_email
 from contact_import.providers.oauth import (
     OAuthProvider,
     authorization_url,

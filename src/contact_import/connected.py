@@ -20,7 +20,8 @@ from sqlalchemy import Engine
 
 from contact_import.domain.webhooks import EventType
 from contact_import.metrics import Metrics
-from contact_import.providers.account import fetch_account_email, revoke_token
+from contact_import.providers.account import revoke_token
+from contact_import.providers.account_lookup import lookup_account_email
 from contact_import.providers.registry import provider_spec
 from contact_import.settings import Settings
 from contact_import.store.grants import (
@@ -39,7 +40,6 @@ __all__ = [
     "Disconnected",
     "NothingConnected",
     "OwnTokens",
-    "lookup_account_email",
 ]
 
 log = logging.getLogger("contact_import.connected")
@@ -85,22 +85,6 @@ class Disconnected:
     provider: str
     revoked_at_provider: bool
     cancelled_job_id: UUID | None
-
-
-def lookup_account_email(
-    http: httpx.Client, settings: Settings, provider: str, access_token: str
-) -> str | None:
-    """The email of the account ``access_token`` belongs to, if its provider tells it."""
-    spec = provider_spec(provider)
-    if spec.account_profile is None:
-        return None
-    return fetch_account_email(
-        http,
-        spec.source_class,
-        spec.account_profile,
-        api_url=spec.api_url(settings),
-        access_token=access_token,
-    )
 
 
 class ConnectedAccounts:

@@ -2,7 +2,7 @@
 
 - **Layers** (bottom first; see ``LAYERS`` and docs/architecture.md): a module imports its own
   room, rooms of lower layers, and nothing above; rooms of one layer never import each other
-  (``store`` and ``providers`` sit side by side, so do ``runner`` and ``connect``).
+  (``store`` and ``providers`` sit side by side, so do ``runner``, ``connect`` and ``connected``).
 - **The sandbox** is imported by no production module at module level (the CLI's ``demo``,
   ``sandbox`` and ``serve --sandbox`` import it inside the command, after checking the extra).
 - **No import circles** between modules (imports under ``if TYPE_CHECKING:`` are not run, so
@@ -37,7 +37,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         {"settings", "crypto", "failures", "domain"},
         {"store", "providers"},  # the database; the provider adapters (apart)
         {"metrics"},  # Prometheus counters, fed facts by runners and web; reads QueueStats
-        {"runner", "connect"},  # importing jobs; the OAuth connect flow (apart)
+        {"runner", "connect", "connected"},  # importing jobs; OAuth connect; connected accounts
         {"runtime"},  # wiring: builds stores, clients, importer, connections from Settings
         {"web"},
         {"cli"},  # `serve` runs the web app
