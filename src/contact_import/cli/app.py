@@ -78,6 +78,7 @@ def tick(
             metrics=rt.metrics,
             budget_seconds=budget or rt.settings.tick_budget_seconds,
             max_jobs=max_jobs or rt.settings.tick_max_jobs,
+            concurrency=rt.settings.tick_concurrency,
         )
     typer.echo(json.dumps(summary.to_json()))
 

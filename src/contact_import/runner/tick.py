@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from contact_import.errors import ContactImportError
 from contact_import.metrics import Metrics
 from contact_import.runner.importer import ImportBudget, Importer, Outcome
 from contact_import.store.db_errors import map_db_errors
-from contact_import.store.jobs import Job, JobStore, new_worker_name
+from contact_import.store.jobs import Claimed, Job, JobStore, new_worker_name
 from contact_import.store.oauth_states import prune_expired_states
 
-__all__ = ["TickSummary", "run_tick"]
+__all__ = ["DEFAULT_CONCURRENCY", "TickSummary", "run_tick"]
 
 log = logging.getLogger("contact_import.tick")
+
+# Imports one tick runs at once (TICK_CONCURRENCY): pages wait on the provider and the
+# database, so a few threads overlap those waits even on a small serverless instance.
+DEFAULT_CONCURRENCY = 4
+# Outcomes after which the job is no longer in the queue.
+_SETTLED = frozenset({Outcome.COMPLETED, Outcome.FAILED, Outcome.CANCELLED})
 
 
 @dataclass
@@ -67,35 +76,89 @@ def run_tick(
     metrics: Metrics,
     budget_seconds: float,
     max_jobs: int,
+    concurrency: int = DEFAULT_CONCURRENCY,
     worker: str | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> TickSummary:
-    """Settle dead leases, claim up to ``max_jobs`` and import them side by side.
+    """Settle dead leases, then import jobs ``concurrency`` at a time until the budget is spent,
+    nothing is runnable, or ``max_jobs`` jobs were claimed.
 
-    Each job stops at a page boundary when the shared budget cannot fit another page, and
-    resumes from its cursor on a later tick. Raises DatabaseUnavailable when the database
-    cannot be reached before anything is claimed; once jobs run, the importer settles each
-    of them whatever happens.
+    Each freed slot claims the next job while the shared budget can fit another page; each job
+    stops at a page boundary when it cannot, and resumes from its cursor on a later tick. A
+    tick runs each job at most once. Raises DatabaseUnavailable when the database cannot be
+    reached before anything is claimed; once jobs run, the importer settles each of them
+    whatever happens, and a later claim that fails only ends the claiming.
     """
     metrics.cron_ticks.inc()
     log.info("tick started", extra={"budget_seconds": budget_seconds, "max_jobs": max_jobs})
-    budget = ImportBudget.seconds(budget_seconds)
+    budget = ImportBudget.seconds(budget_seconds, clock)
+    name = worker or new_worker_name()
+    slots = max(1, min(concurrency, max_jobs))
     with map_db_errors():  # an outage here raises DatabaseUnavailable: the route answers 503
-        claimed = _settle_then_claim(jobs, importer, metrics, worker or new_worker_name(), max_jobs)
+        claimed = _settle_then_claim(jobs, importer, metrics, name, slots)
     summary = TickSummary(claimed=len(claimed))
     if not claimed:
         log.info("no pending jobs")
         return summary
-    log.info(
-        "found pending jobs",
-        extra={"count": len(claimed), "job_ids": [str(job.id) for job in claimed]},
-    )
-    with ThreadPoolExecutor(max_workers=len(claimed), thread_name_prefix="tick") as pool:
-        outcomes = list(pool.map(lambda job: importer.run(job, budget), claimed))
-    for job, outcome in zip(claimed, outcomes, strict=True):
-        summary.add(job.id, outcome)
+    _ClaimLoop(jobs, importer, metrics, name, budget, summary).run(claimed, slots, max_jobs)
     summary.longest_page_seconds = budget.longest_page
-    log.info("tick finished", extra=summary.log_fields())
+    log.info("tick finished", extra=summary.log_fields() | {"claimed": summary.claimed})
     return summary
+
+
+class _ClaimLoop:
+    """``slots`` imports at a time; each freed slot claims the next job while the budget can
+    fit a page. Jobs a run gave back (retrying, interrupted, …) are not claimed again."""
+
+    def __init__(
+        self,
+        jobs: JobStore,
+        importer: Importer,
+        metrics: Metrics,
+        worker: str,
+        budget: ImportBudget,
+        summary: TickSummary,
+    ) -> None:
+        self._jobs, self._importer, self._metrics = jobs, importer, metrics
+        self._worker, self._budget, self._summary = worker, budget, summary
+        self._given_back: list[UUID] = []
+        self._drained = False
+
+    def run(self, first: list[Job], slots: int, max_jobs: int) -> None:
+        running: dict[Future[Outcome], Job] = {}
+        with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="tick") as pool:
+            queue = first
+            while queue or running:
+                for job in queue:
+                    running[pool.submit(self._importer.run, job, self._budget)] = job
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    self._record(running.pop(future), future.result())
+                room = min(slots - len(running), max_jobs - self._summary.claimed)
+                queue = self._claim_more(room)
+
+    def _record(self, job: Job, outcome: Outcome) -> None:
+        self._summary.add(job.id, outcome)
+        if outcome not in _SETTLED:
+            self._given_back.append(job.id)
+
+    def _claim_more(self, room: int) -> list[Job]:
+        """Up to ``room`` more jobs; none once the queue ran dry or the budget cannot fit a
+        page. A failed claim (the database went away) ends the claiming, not the tick."""
+        if self._drained or room <= 0 or not self._budget.can_start_page():
+            return []
+        try:
+            with map_db_errors():
+                claimed = self._jobs.claim(self._worker, room, exclude=self._given_back)
+        except ContactImportError as exc:
+            log.warning("tick stops claiming: %s", exc)
+            claimed = Claimed([], reclaimed=0)
+        self._metrics.record_claim(claimed)
+        self._drained = len(claimed.jobs) < room
+        self._summary.claimed += len(claimed.jobs)
+        if claimed.jobs:
+            log.info("claimed more jobs", extra={"job_ids": [str(j.id) for j in claimed.jobs]})
+        return claimed.jobs
 
 
 def _settle_then_claim(
