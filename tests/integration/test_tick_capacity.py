@@ -25,12 +25,12 @@ from contact_import.store.jobs import Job
 from contact_import.store.schema import jobs
 from tests.helpers import assert_consistent, queue_import
 
+
 def _queue_small_jobs(
     rt: Runtime, sandbox: RunningSandbox, count: int, *, faults: Faults | None = None
 ) -> list[Job]:
     return [
-        queue_import(rt, sandbox, f"user-{i}", size=50, seed=i, faults=faults)
-        for i in range(count)
+        queue_import(rt, sandbox, f"user-{i}", size=50, seed=i, faults=faults) for i in range(count)
     ]
 
 

@@ -100,7 +100,14 @@ def run_tick(
     if not claimed:
         log.info("no pending jobs")
         return summary
-    _ClaimLoop(jobs, importer, metrics, name, budget, summary).run(claimed, slots, max_jobs)
+    log.info(
+        "found pending jobs",
+        extra={"count": len(claimed), "job_ids": [str(job.id) for job in claimed]},
+    )
+    loop = _ClaimLoop(
+        jobs=jobs, importer=importer, metrics=metrics, worker=name, budget=budget, summary=summary
+    )
+    loop.run(claimed, slots, max_jobs)
     summary.longest_page_seconds = budget.longest_page
     log.info("tick finished", extra=summary.log_fields() | {"claimed": summary.claimed})
     return summary
@@ -112,6 +119,7 @@ class _ClaimLoop:
 
     def __init__(
         self,
+        *,
         jobs: JobStore,
         importer: Importer,
         metrics: Metrics,
@@ -157,7 +165,8 @@ class _ClaimLoop:
         self._drained = len(claimed.jobs) < room
         self._summary.claimed += len(claimed.jobs)
         if claimed.jobs:
-            log.info("claimed more jobs", extra={"job_ids": [str(j.id) for j in claimed.jobs]})
+            ids = [str(job.id) for job in claimed.jobs]
+            log.info("found pending jobs", extra={"count": len(ids), "job_ids": ids})
         return claimed.jobs
 
 
