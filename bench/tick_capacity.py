@@ -26,14 +26,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from import_throughput import bench_database, running_sandbox  # noqa: E402
+from import_throughput import bench_database, running_sandbox
 
-from contact_import.metrics import Metrics  # noqa: E402
-from contact_import.runner.importer import Importer  # noqa: E402
-from contact_import.runner.sources import SourceFactory  # noqa: E402
-from contact_import.runner.tick import TickSummary, run_tick  # noqa: E402
-from contact_import.runtime import Runtime  # noqa: E402
-from contact_import.settings import Settings  # noqa: E402
+from contact_import.metrics import Metrics
+from contact_import.runner.importer import Importer
+from contact_import.runner.sources import SourceFactory
+from contact_import.runner.tick import TickSummary, run_tick
+from contact_import.runtime import Runtime
+from contact_import.settings import Settings
 
 BOOK = 50
 TARGET_JOBS = 100
@@ -107,9 +107,7 @@ def main(argv: list[str]) -> None:
         print(f"baseline (one claim of 2, the original): {base} jobs in {base_s:.2f} s")
         for concurrency in args.concurrency:
             with _runtime(db, sandbox.url, concurrency) as rt:
-                done, took = _tick(
-                    rt, budget=args.budget, max_jobs=1000, concurrency=concurrency
-                )
+                done, took = _tick(rt, budget=args.budget, max_jobs=1000, concurrency=concurrency)
                 dry = " (ran the queue dry: a lower bound)" if _runnable(rt) == 0 else ""
             met = "met" if done >= TARGET_JOBS else "NOT met"
             print(
