@@ -13,7 +13,7 @@ from uuid import UUID
 from contact_import.errors import ContactImportError
 from contact_import.metrics import Metrics
 from contact_import.runner.importer import ImportBudget, Importer, Outcome
-from contact_import.store.db_errors import map_db_errors
+from contact_import.store.db_errors import as_store_error, map_db_errors
 from contact_import.store.jobs import Claimed, Job, JobStore, new_worker_name
 from contact_import.store.oauth_states import prune_expired_states
 
@@ -156,10 +156,11 @@ class _ClaimLoop:
         if self._drained or room <= 0 or not self._budget.can_start_page():
             return []
         try:
-            with map_db_errors():
-                claimed = self._jobs.claim(self._worker, room, exclude=self._given_back)
-        except ContactImportError as exc:
-            log.warning("tick stops claiming: %s", exc)
+            claimed = self._jobs.claim(self._worker, room, exclude=self._given_back)
+        except Exception as exc:  # the running imports settle anyway; the tick answers
+            error = as_store_error(exc)
+            trace = None if isinstance(error, ContactImportError) else error  # a bug: keep it
+            log.warning("tick stops claiming: %s", error, exc_info=trace)
             claimed = Claimed([], reclaimed=0)
         self._metrics.record_claim(claimed)
         self._drained = len(claimed.jobs) < room
