@@ -57,15 +57,16 @@ def _callback_in_browser(rt: Runtime, account: str, provider: str = "google") ->
 
 
 @pytest.mark.parametrize("provider", ["google", "microsoft"])
+@pytest.mark.parametrize("size", [50, 500])
 def test_the_callback_completes_a_small_book_before_it_answers(
-    build: Build, sandbox: RunningSandbox, provider: str
+    build: Build, sandbox: RunningSandbox, provider: str, size: int
 ) -> None:
     rt = build()
     assert rt.settings.callback_budget_seconds == 2  # the default
-    job = _callback_in_browser(rt, sandbox.state.new_account(50, seed=31).id, provider)
+    job = _callback_in_browser(rt, sandbox.state.new_account(size, seed=31).id, provider)
     assert job.attempts == 1
     assert job.locked_by is None
-    assert_consistent(rt.engine, job, 50)
+    assert_consistent(rt.engine, job, size)
 
 
 def test_the_post_callback_answers_with_the_completed_job(
