@@ -49,7 +49,7 @@ class Runtime:
         webhook_secrets = settings.webhook_secrets()  # ConfigError before anything is built
         engine = create_db_engine(
             settings.database_url,
-            pool_size=settings.worker_concurrency + 2,
+            pool_size=max(settings.worker_concurrency, settings.tick_concurrency) + 2,
             pooler=settings.database_pooler,
             schema=settings.database_schema,
         )
@@ -121,7 +121,9 @@ def _http_client(settings: Settings) -> httpx.Client:
     """One client for every provider call: its pool fits every import thread."""
     return httpx.Client(
         timeout=settings.http_timeout_seconds,
-        limits=httpx.Limits(max_connections=settings.worker_concurrency * 2 + 4),
+        limits=httpx.Limits(
+            max_connections=max(settings.worker_concurrency, settings.tick_concurrency) * 2 + 4
+        ),
         headers={"User-Agent": "contact-import"},
     )
 

@@ -76,7 +76,13 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=5, ge=1)
     page_size: int = Field(default=1000, ge=1, le=1000)
     tick_budget_seconds: float = Field(default=8.0, gt=0)
-    tick_max_jobs: int = Field(default=2, ge=1)
+    # A tick runs TICK_CONCURRENCY imports at once, each freed slot claiming the next job while
+    # the budget fits another page, up to TICK_MAX_JOBS jobs claimed in all.
+    tick_max_jobs: int = Field(default=1000, ge=1)
+    tick_concurrency: int = Field(default=4, ge=1, le=64)
+    # The OAuth callback imports the job it created for this long before it answers (a small
+    # book is completed by then); 0: it only queues the job.
+    callback_budget_seconds: float = Field(default=2.0, ge=0, le=30)
     worker_concurrency: int = Field(default=4, ge=1)
     worker_poll_seconds: float = Field(default=5.0, gt=0)
     http_timeout_seconds: float = Field(default=20.0, gt=0)

@@ -119,7 +119,8 @@ def assert_cron_body(body: dict[str, Any]) -> None:
 
 @pytest.fixture
 def api_settings(settings_for: SettingsFor) -> Settings:
-    return settings_for(cron_secret=CRON_SECRET, jwt_secret=JWT_SECRET)
+    # The callback only queues its job (no instant import): these tests act on queued jobs.
+    return settings_for(cron_secret=CRON_SECRET, jwt_secret=JWT_SECRET, callback_budget_seconds=0)
 
 
 @pytest.fixture

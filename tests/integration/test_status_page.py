@@ -249,7 +249,8 @@ def test_home_starts_a_sandbox_import_that_lands_on_the_status_page(
     page_url = landed.headers["location"]
     assert re.fullmatch(r"/imports/[0-9a-f-]{36}\?token=[\w.-]+", page_url)
 
-    assert parse(client.get(page_url).text).texts["status"].strip() == "fetching"
+    # 150 contacts fit CALLBACK_BUDGET_SECONDS: completed when the page first loads.
+    assert parse(client.get(page_url).text).texts["status"].strip() == "completed"
     drain(runtime)
     page = parse(client.get(page_url).text)
     assert page.texts["status"].strip() == "completed"

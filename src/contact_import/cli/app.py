@@ -106,6 +106,7 @@ def tick(
             sync_interval=rt.settings.sync_interval_seconds,
             deliverer=rt.deliverer,
             retention=rt.retention,
+            concurrency=rt.settings.tick_concurrency,
         )
     typer.echo(json.dumps(summary.to_json()))
 

@@ -5,27 +5,32 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from uuid import UUID
 
-from contact_import.errors import StoreError
+from contact_import.errors import ContactImportError, StoreError
 from contact_import.metrics import Metrics
 from contact_import.runner.importer import ImportBudget, Importer, Outcome
 from contact_import.runner.retention import Retention
 from contact_import.runner.sync import queue_due_syncs
 from contact_import.runner.webhooks import Deliverer
-from contact_import.store.db_errors import map_db_errors
-from contact_import.store.jobs import Job, JobStore, new_worker_name
+from contact_import.store.db_errors import as_store_error, map_db_errors
+from contact_import.store.jobs import Claimed, Job, JobStore, new_worker_name
 from contact_import.store.oauth_states import prune_expired_states
 
-__all__ = ["TickSummary", "run_tick"]
+__all__ = ["DEFAULT_CONCURRENCY", "TickSummary", "run_tick"]
 
 log = logging.getLogger("contact_import.tick")
 
+# Imports one tick runs at once (TICK_CONCURRENCY): pages wait on the provider and the
+# database, so a few threads overlap those waits even on a small serverless instance.
+DEFAULT_CONCURRENCY = 4
 # The part of a tick's budget kept for webhook deliveries (when WEBHOOK_URL is set).
 WEBHOOK_BUDGET_SHARE = 0.25
+# Outcomes after which the job is no longer in the queue.
+_SETTLED = frozenset({Outcome.COMPLETED, Outcome.FAILED, Outcome.CANCELLED})
 
 
 @dataclass
@@ -76,6 +81,7 @@ def run_tick(
     metrics: Metrics,
     budget_seconds: float,
     max_jobs: int,
+    concurrency: int = DEFAULT_CONCURRENCY,
     worker: str | None = None,
     sync_interval: float = 0.0,
     deliverer: Deliverer | None = None,
@@ -83,12 +89,15 @@ def run_tick(
     clock: Callable[[], float] = time.monotonic,
 ) -> TickSummary:
     """Settle dead leases, queue the sync imports due (``sync_interval`` seconds; 0: off),
-    claim up to ``max_jobs`` and import them side by side.
+    then import jobs ``concurrency`` at a time until the budget is spent, nothing is
+    runnable, or ``max_jobs`` jobs were claimed.
 
-    Each job stops at a page boundary when the shared budget cannot fit another page, and
-    resumes from its cursor on a later tick. Raises DatabaseUnavailable when the database
-    cannot be reached before anything is claimed; once jobs run, the importer settles each
-    of them whatever happens. ``clock`` measures the budget (tests pass a fake one).
+    Each freed slot claims the next job while the shared budget can fit another page; each job
+    stops at a page boundary when it cannot, and resumes from its cursor on a later tick. A
+    tick runs each job at most once. Raises DatabaseUnavailable when the database cannot be
+    reached before anything is claimed; once jobs run, the importer settles each of them
+    whatever happens, and a later claim that fails only ends the claiming. ``clock`` measures
+    the budget (tests pass a fake one).
 
     With a ``deliverer``, imports get ``1 - WEBHOOK_BUDGET_SHARE`` of the budget and webhook
     deliveries what is left after them; ``retention`` prunes before the claim.
@@ -98,32 +107,20 @@ def run_tick(
     started = clock()
     share = 0.0 if deliverer is None else WEBHOOK_BUDGET_SHARE
     budget = ImportBudget.seconds(budget_seconds * (1 - share), clock)
+    name = worker or new_worker_name()
+    slots = max(1, min(concurrency, max_jobs))
     with map_db_errors():  # an outage here raises DatabaseUnavailable: the route answers 503
         queue_due_syncs(jobs, metrics, sync_interval)
         if retention is not None:
             retention.run()
-        claimed = _settle_then_claim(jobs, importer, metrics, worker or new_worker_name(), max_jobs)
-    summary = _import_claimed(importer, claimed, budget)
+        claimed = _settle_then_claim(jobs, importer, metrics, name, slots)
+    loop = _ClaimLoop(
+        jobs=jobs, importer=importer, metrics=metrics, worker=name, budget=budget,
+        summary=TickSummary(claimed=len(claimed)),
+    )  # fmt: skip
+    summary = loop.import_all(claimed, slots, max_jobs)
     if deliverer is not None:
         _deliver(deliverer, started + budget_seconds - clock())
-    return summary
-
-
-def _import_claimed(importer: Importer, claimed: list[Job], budget: ImportBudget) -> TickSummary:
-    summary = TickSummary(claimed=len(claimed))
-    if not claimed:
-        log.info("no pending jobs")
-        return summary
-    log.info(
-        "found pending jobs",
-        extra={"count": len(claimed), "job_ids": [str(job.id) for job in claimed]},
-    )
-    with ThreadPoolExecutor(max_workers=len(claimed), thread_name_prefix="tick") as pool:
-        outcomes = list(pool.map(lambda job: importer.run(job, budget), claimed))
-    for job, outcome in zip(claimed, outcomes, strict=True):
-        summary.add(job.id, outcome)
-    summary.longest_page_seconds = budget.longest_page
-    log.info("tick finished", extra=summary.log_fields())
     return summary
 
 
@@ -137,6 +134,77 @@ def _deliver(deliverer: Deliverer, seconds: float) -> None:
         return
     if done.attempts:
         log.info("webhooks attempted", extra=asdict(done))
+
+
+class _ClaimLoop:
+    """``slots`` imports at a time; each freed slot claims the next job while the budget can
+    fit a page. Jobs a run gave back (retrying, interrupted, …) are not claimed again."""
+
+    def __init__(
+        self,
+        *,
+        jobs: JobStore,
+        importer: Importer,
+        metrics: Metrics,
+        worker: str,
+        budget: ImportBudget,
+        summary: TickSummary,
+    ) -> None:
+        self._jobs, self._importer, self._metrics = jobs, importer, metrics
+        self._worker, self._budget, self._summary = worker, budget, summary
+        self._given_back: list[UUID] = []
+        self._drained = False
+
+    def import_all(self, first: list[Job], slots: int, max_jobs: int) -> TickSummary:
+        """Run ``first`` and whatever the freed slots claim; the tick's summary."""
+        summary = self._summary
+        if not first:
+            log.info("no pending jobs")
+            return summary
+        ids = [str(job.id) for job in first]
+        log.info("found pending jobs", extra={"count": len(ids), "job_ids": ids})
+        self.run(first, slots, max_jobs)
+        summary.longest_page_seconds = self._budget.longest_page
+        log.info("tick finished", extra=summary.log_fields() | {"claimed": summary.claimed})
+        return summary
+
+    def run(self, first: list[Job], slots: int, max_jobs: int) -> None:
+        running: dict[Future[Outcome], Job] = {}
+        with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="tick") as pool:
+            queue = first
+            while queue or running:
+                for job in queue:
+                    running[pool.submit(self._importer.run, job, self._budget)] = job
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    self._record(running.pop(future), future.result())
+                room = min(slots - len(running), max_jobs - self._summary.claimed)
+                queue = self._claim_more(room)
+
+    def _record(self, job: Job, outcome: Outcome) -> None:
+        self._summary.add(job.id, outcome)
+        if outcome not in _SETTLED:
+            self._given_back.append(job.id)
+
+    def _claim_more(self, room: int) -> list[Job]:
+        """Up to ``room`` more jobs; none once the queue ran dry or the budget cannot fit a
+        page. A failed claim (the database went away) ends the claiming, not the tick."""
+        if self._drained or room <= 0 or not self._budget.can_start_page():
+            return []
+        try:
+            claimed = self._jobs.claim(self._worker, room, exclude=self._given_back)
+        except Exception as exc:  # the running imports settle anyway; the tick answers
+            error = as_store_error(exc)
+            trace = None if isinstance(error, ContactImportError) else error  # a bug: keep it
+            log.warning("tick stops claiming: %s", error, exc_info=trace)
+            claimed = Claimed([], reclaimed=0)
+        self._metrics.record_claim(claimed)
+        self._drained = len(claimed.jobs) < room
+        self._summary.claimed += len(claimed.jobs)
+        if claimed.jobs:
+            ids = [str(job.id) for job in claimed.jobs]
+            log.info("found pending jobs", extra={"count": len(ids), "job_ids": ids})
+        return claimed.jobs
 
 
 def _settle_then_claim(

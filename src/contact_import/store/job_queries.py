@@ -228,13 +228,19 @@ def queue_stats(conn: Connection) -> Select[Any]:
 # -- the queue: claim, reclaim, checkpoint, reap ------------------------------------------
 
 
-def _pick_runnable(now: ColumnElement[datetime], limit: int) -> CTE:
-    """The jobs one claim takes, oldest due first, skipping rows another claim holds."""
+def _pick_runnable(
+    now: ColumnElement[datetime], limit: int, only: UUID | None, exclude: Sequence[UUID]
+) -> CTE:
+    """The jobs one claim takes, oldest due first, skipping rows another claim holds;
+    ``only`` that one job (if runnable), never those in ``exclude``."""
+    chosen = [] if only is None else [jobs.c.id == only]
+    if exclude:
+        chosen.append(jobs.c.id.not_in(list(exclude)))
     # MATERIALIZED: evaluated once, before the update, so ``reclaimed`` reports each row as
     # it was (leased by a dead worker or not).
     return (
         select(jobs.c.id.label("job_id"), jobs.c.locked_by.is_not(None).label("reclaimed"))
-        .where(_runnable(now))
+        .where(_runnable(now), *chosen)
         .order_by(jobs.c.run_after, jobs.c.started_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -243,8 +249,17 @@ def _pick_runnable(now: ColumnElement[datetime], limit: int) -> CTE:
     )
 
 
-def claim_jobs(conn: Connection, locked_by: str, limit: int, lease_seconds: float) -> Update:
-    """Claim up to ``limit`` runnable jobs in ONE statement, each under a fresh lease.
+def claim_jobs(
+    conn: Connection,
+    locked_by: str,
+    limit: int,
+    lease_seconds: float,
+    *,
+    only: UUID | None = None,
+    exclude: Sequence[UUID] = (),
+) -> Update:
+    """Claim up to ``limit`` runnable jobs in ONE statement, each under a fresh lease
+    (``only``: just that job, the callback's claim-by-id; ``exclude``: never these).
 
     Reclaiming is the same statement: a crashed worker's job (its lease expired) is runnable,
     and RETURNING says which rows were leased before (``reclaimed``). On Postgres,
@@ -253,7 +268,7 @@ def claim_jobs(conn: Connection, locked_by: str, limit: int, lease_seconds: floa
     ``BEGIN IMMEDIATE`` takes. ``attempts`` grows here, so a crashed attempt still counts.
     """
     now = db_now(conn)
-    picked = _pick_runnable(now, limit)
+    picked = _pick_runnable(now, limit, only, exclude)
     # A subquery, not UPDATE … FROM picked: SQLite's RETURNING cannot name a FROM table.
     # ``job_id`` is distinct from ``id`` so the unqualified names SQLite's RETURNING renders
     # still resolve to picked and to the updated row.

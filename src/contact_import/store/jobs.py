@@ -202,12 +202,26 @@ class JobStore:
 
     # -- the queue ------------------------------------------------------------------------
 
-    def claim(self, worker: str, limit: int) -> Claimed:
+    def claim(self, worker: str, limit: int, *, exclude: Sequence[UUID] = ()) -> Claimed:
         """Claim up to ``limit`` runnable jobs in ONE statement (``job_queries.claim_jobs``),
-        each under a fresh lease (``locked_by`` unique per claim); oldest due first."""
+        each under a fresh lease (``locked_by`` unique per claim); oldest due first; never
+        one in ``exclude`` (a tick runs each job at most once)."""
+        return self._claim(worker, limit, exclude=exclude)
+
+    def claim_job(self, worker: str, job_id: UUID) -> Claimed:
+        """Claim that one job, with the same lease as ``claim``, if it is runnable now; none
+        if another worker holds it (it was picked up already), it waits, or it ended."""
+        return self._claim(worker, 1, only=job_id)
+
+    def _claim(
+        self, worker: str, limit: int, *, only: UUID | None = None, exclude: Sequence[UUID] = ()
+    ) -> Claimed:
         locked_by = f"{worker}/{secrets.token_hex(4)}"
         with self.engine.begin() as conn:
-            rows = conn.execute(q.claim_jobs(conn, locked_by, limit, self.lease_seconds)).all()
+            stmt = q.claim_jobs(
+                conn, locked_by, limit, self.lease_seconds, only=only, exclude=exclude
+            )
+            rows = conn.execute(stmt).all()
         jobs = sorted((Job.from_row(r) for r in rows), key=lambda j: j.run_after)
         return Claimed(jobs, reclaimed=sum(1 for r in rows if r.reclaimed))
 

@@ -42,7 +42,8 @@ def process_imports(
     x_cron_secret: Annotated[str | None, Header()] = None,
     key: Annotated[str | None, Query(description="the cron secret, for manual runs")] = None,
 ) -> CronOut:
-    """Reclaim dead leases, claim up to TICK_MAX_JOBS jobs and import within the budget.
+    """Reclaim dead leases, then import TICK_CONCURRENCY jobs at a time, claiming the next
+    while the budget fits another page (up to TICK_MAX_JOBS in all).
 
     During a database outage run_tick raises DatabaseUnavailable: the app answers it with a
     JSON 503 (see web/app.py), and the jobs it interrupted resume on a later tick.
@@ -57,6 +58,7 @@ def process_imports(
         sync_interval=rt.settings.sync_interval_seconds,
         deliverer=rt.deliverer,
         retention=rt.retention,
+        concurrency=rt.settings.tick_concurrency,
     )
     return CronOut.model_validate(summary.to_json())
 

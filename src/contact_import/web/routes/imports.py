@@ -12,6 +12,8 @@ from fastapi.responses import RedirectResponse
 
 from contact_import.errors import UnknownProvider
 from contact_import.providers.registry import PROVIDER_NAMES, provider_spec
+from contact_import.runner.instant import import_now
+from contact_import.store.jobs import Job
 from contact_import.web.deps import CurrentUser, Rt
 from contact_import.web.flow_cookie import clear_flow_cookie, read_flow_cookie, set_flow_cookie
 from contact_import.web.problems import ApiProblem, NotFound
@@ -77,7 +79,8 @@ def callback(
     state: Annotated[str | None, Query()] = None,
     error: Annotated[str | None, Query(description="set by the provider on refusal")] = None,
 ) -> RedirectResponse:
-    """Where the provider sends the browser back: exchange the code, queue the job, show it.
+    """Where the provider sends the browser back: exchange the code, queue the job, import it
+    for up to CALLBACK_BUDGET_SECONDS (a small book is completed by then), show it.
 
     Only the browser that started the flow (its nonce cookie) completes it here. With
     OAUTH_RETURN_URL set, the browser is forwarded to the app instead, which completes with
@@ -95,6 +98,7 @@ def callback(
         raise ApiProblem("code and state are required")
     nonce = read_flow_cookie(request, state)
     job = rt.connections.complete_in_browser(provider, code=code, state=state, browser_nonce=nonce)
+    _import_now(rt, job)
     status_page = rt.settings.mount_path + status_page_url(rt, job.id)
     response = RedirectResponse(status_page, status_code=303)
     clear_flow_cookie(response, rt.settings, provider, state)
@@ -109,13 +113,27 @@ def callback(
 def complete(provider: Provider, body: CallbackIn, user: CurrentUser, rt: Rt) -> ConnectedOut:
     """For an app on another site: complete the flow its page received, as the signed-in user.
 
-    Completes only when the bearer JWT's user is the one who started the flow.
+    Completes only when the bearer JWT's user is the one who started the flow. Like the GET
+    callback, it imports for up to CALLBACK_BUDGET_SECONDS first: ``job`` says how far it got.
     """
     job = rt.connections.complete_as_user(
         known_provider(provider), code=body.code, state=body.state, user_id=user
     )
+    job = _import_now(rt, job)
     status_url = rt.settings.public_base_url.rstrip("/") + status_page_url(rt, job.id)
     return ConnectedOut(job=JobOut.of(job), status_url=status_url)
+
+
+def _import_now(rt: Rt, job: Job) -> Job:
+    """Import the new job for up to CALLBACK_BUDGET_SECONDS before answering (0: queue it only);
+    never fails the callback (see ``runner.instant``)."""
+    return import_now(
+        rt.jobs,
+        rt.importer,
+        job,
+        metrics=rt.metrics,
+        budget_seconds=rt.settings.callback_budget_seconds,
+    )
 
 
 def _forward_url(return_url: str, params: dict[str, str | None]) -> str:
