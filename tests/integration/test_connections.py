@@ -37,7 +37,10 @@ _TOKEN_COLUMNS = ("access_token_enc", "refresh_token_enc", "sync_token_enc")
 
 @pytest.fixture
 def rt(settings_for) -> Iterator[Runtime]:  # type: ignore[no-untyped-def]
-    settings: Settings = settings_for(cron_secret=CRON_SECRET, jwt_secret=JWT_SECRET)
+    # The callback only queues its job (no instant import): these tests disconnect under it.
+    settings: Settings = settings_for(
+        cron_secret=CRON_SECRET, jwt_secret=JWT_SECRET, callback_budget_seconds=0
+    )
     with Runtime.build(settings) as runtime:
         yield runtime
 
@@ -162,7 +165,9 @@ def test_a_provider_that_fails_the_revocation_still_leaves_no_token_here(
     settings_for: Any, sandbox: RunningSandbox
 ) -> None:
     dead = f"http://127.0.0.1:{free_port()}/revoke"  # nobody listens there
-    settings = settings_for(jwt_secret=JWT_SECRET, google_revoke_url=dead)
+    settings = settings_for(
+        jwt_secret=JWT_SECRET, google_revoke_url=dead, callback_budget_seconds=0
+    )
     with Runtime.build(settings) as rt, client_for(rt) as client:
         job_id, _link = connect(client, "gus", "google", "contacts:10,seed:34")
         response = client.delete(f"{API}/google/connection", headers=as_user("gus"))

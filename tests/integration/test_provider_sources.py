@@ -154,7 +154,9 @@ def test_retry_after_is_capped(
     source = provider.source(client, sandbox, token, max_retry_after=5.0, sleep=sleeps)
     source.fetch_page(None)
     source.fetch_page(None)
-    assert sleeps == [5.0]
+    # Every wait is capped (Microsoft may also meet the 429 on its folder listing).
+    assert sleeps
+    assert set(sleeps) == {5.0}
 
 
 def test_a_rate_limit_that_does_not_lift_is_raised_with_retry_after(
