@@ -206,8 +206,11 @@ def _sqlite_engine(url: URL) -> Engine:
     return engine
 
 
-def upgrade_database(engine: Engine, *, contacts_read_policy: bool = False) -> None:
-    """Run the Alembic migrations to head; safe when several processes start at once.
+def upgrade_database(
+    engine: Engine, *, contacts_read_policy: bool = False, revision: str = "head"
+) -> None:
+    """Run the Alembic migrations to ``revision`` (head); safe when several processes start
+    at once.
 
     With ``DATABASE_SCHEMA`` the schema is created first if missing, and Alembic's version
     table lives in it too. ``contacts_read_policy`` (``SUPABASE_CONTACTS_POLICY``) then
@@ -224,7 +227,7 @@ def upgrade_database(engine: Engine, *, contacts_read_policy: bool = False) -> N
             if (schema := db_schema(conn)) is not None:
                 _enter_schema(conn, schema)
         config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
         if contacts_read_policy:
             apply_contacts_read_policy(conn)
 

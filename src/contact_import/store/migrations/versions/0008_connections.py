@@ -23,38 +23,36 @@ branch_labels = None
 depends_on = None
 
 
+# Plain ALTER TABLE, never batch mode: on SQLite a batch rebuilds the table (copy, drop,
+# rename), and with foreign keys on (store/db.py) dropping the old provider_grants would
+# cascade-delete imported_contacts and null every job's grant_id. SQLite (3.35+) and Postgres
+# both add and drop a column with its own named CHECK in place.
+_STATUS = (
+    "ALTER TABLE provider_grants ADD COLUMN status TEXT NOT NULL DEFAULT 'active' "
+    "CONSTRAINT ck_provider_grants_status CHECK (status IN ('active', 'revoked', 'refresh_failed'))"
+)
+_TRIGGER = (
+    "ALTER TABLE contact_import_jobs ADD COLUMN \"trigger\" TEXT NOT NULL DEFAULT 'user' "
+    "CONSTRAINT ck_contact_import_jobs_trigger CHECK (\"trigger\" IN ('user', 'sync'))"
+)
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("provider_grants") as batch:
-        batch.add_column(sa.Column("account_email", sa.Text))
-        batch.add_column(
-            sa.Column("status", sa.Text, nullable=False, server_default=sa.text("'active'"))
-        )
-        batch.add_column(sa.Column("last_synced_at", UTCDateTime))
-        batch.create_check_constraint(
-            "ck_provider_grants_status", "status IN ('active', 'revoked', 'refresh_failed')"
-        )
-        batch.create_index(
-            "ix_provider_grants_sync_due",
-            ["last_synced_at", "created_at"],
-            postgresql_where=sa.text(ACTIVE_GRANT_SQL),
-            sqlite_where=sa.text(ACTIVE_GRANT_SQL),
-        )
-    with op.batch_alter_table("contact_import_jobs") as batch:
-        batch.add_column(
-            sa.Column("trigger", sa.Text, nullable=False, server_default=sa.text("'user'"))
-        )
-        batch.create_check_constraint(
-            "ck_contact_import_jobs_trigger", "\"trigger\" IN ('user', 'sync')"
-        )
+    op.add_column("provider_grants", sa.Column("account_email", sa.Text))
+    op.execute(_STATUS)
+    op.add_column("provider_grants", sa.Column("last_synced_at", UTCDateTime))
+    op.create_index(
+        "ix_provider_grants_sync_due",
+        "provider_grants",
+        ["last_synced_at", "created_at"],
+        postgresql_where=sa.text(ACTIVE_GRANT_SQL),
+        sqlite_where=sa.text(ACTIVE_GRANT_SQL),
+    )
+    op.execute(_TRIGGER)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("contact_import_jobs") as batch:
-        batch.drop_constraint("ck_contact_import_jobs_trigger", type_="check")
-        batch.drop_column("trigger")
-    with op.batch_alter_table("provider_grants") as batch:
-        batch.drop_index("ix_provider_grants_sync_due")
-        batch.drop_constraint("ck_provider_grants_status", type_="check")
-        batch.drop_column("last_synced_at")
-        batch.drop_column("status")
-        batch.drop_column("account_email")
+    op.execute('ALTER TABLE contact_import_jobs DROP COLUMN "trigger"')
+    op.drop_index("ix_provider_grants_sync_due", table_name="provider_grants")
+    for column in ("last_synced_at", "status", "account_email"):
+        op.execute(f"ALTER TABLE provider_grants DROP COLUMN {column}")
