@@ -7,22 +7,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from contact_import.domain.job import JobStatus
 from contact_import.runner.worker import Worker
 from contact_import.runtime import Runtime
+from contact_import.sandbox.accounts import Faults
 from contact_import.sandbox.server import RunningSandbox
 from contact_import.settings import Settings
 from contact_import.store.jobs import Job
+from contact_import.store.schema import provider_grants
 from contact_import.web.schemas import JobOut
 from tests.helpers import ProviderTokens, assert_consistent, sandbox_tokens, stored_state
 from tests.integration.test_api import CRON, CRON_SECRET, client_for
 
 PROVIDERS = ["google", "microsoft"]
 INTERVAL = 2.0
+HOURS_2 = timedelta(hours=2)
 
 
 @pytest.fixture
@@ -148,3 +153,21 @@ def _worker(rt: Runtime, **options: Any) -> Worker:
         sync_interval=rt.settings.sync_interval_seconds,
         **options,
     )
+
+
+def test_a_sync_that_fails_waits_out_the_interval_before_the_next(
+    settings_for: Callable[..., Settings], sandbox: RunningSandbox
+) -> None:
+    settings = settings_for(sync_interval_seconds=3600, max_attempts=1, cron_secret=CRON_SECRET)
+    with Runtime.build(settings) as rt:
+        tokens = sandbox_tokens(sandbox, "google", size=5, faults=Faults(server_error_every=1))
+        rt.grants.create(
+            "una", "google", access_token=tokens.access_token, refresh_token=tokens.refresh_token
+        )
+        with rt.engine.begin() as conn:  # connected two hours ago, never listed: due
+            conn.execute(update(provider_grants).values(created_at=datetime.now(UTC) - HOURS_2))
+        for _ in range(4):  # back-to-back ticks: the first queues a sync, and it fails
+            tick(rt)
+        [sync] = sync_jobs(rt, "una")
+        assert rt.jobs.get(sync.id).status is JobStatus.FAILED
+        assert len(rt.jobs.list_jobs(user_id="una")) == 1  # not one more per tick

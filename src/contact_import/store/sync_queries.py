@@ -64,7 +64,14 @@ def queue_due_syncs(conn: Connection, interval_seconds: float, max_attempts: int
             and_(g.last_synced_at.is_(None), g.created_at <= cutoff),
         ),
         ~select(jobs.c.id).where(_active_job_of(g.user_id, g.provider)).exists(),
+        # A sync that failed (or was cancelled) inside the interval waits out the interval
+        # too: it moved no last_synced_at, and must not be queued again on every tick.
+        ~select(jobs.c.id).where(_sync_ended_since(g.user_id, g.provider, cutoff)).exists(),
     )  # fmt: skip
+    if is_postgres(conn):
+        # A grant a disconnect (or a refresh) holds is skipped, not waited for: a sync must
+        # not be queued for a grant whose tokens are being forgotten under it.
+        due = due.with_for_update(of=provider_grants, skip_locked=True)
     columns = [
         "id", "user_id", "provider", "grant_id", "status", "trigger", "max_attempts",
         "run_after", "started_at", "updated_at",
@@ -78,6 +85,14 @@ def queue_due_syncs(conn: Connection, interval_seconds: float, max_attempts: int
         )
         .returning(jobs.c.id)
     )
+
+
+def _sync_ended_since(user_id: Any, provider: Any, cutoff: Any) -> ColumnElement[bool]:
+    c = jobs.c
+    return and_(
+        c.user_id == user_id, c.provider == provider, c.trigger == literal_column("'sync'"),
+        c.completed_at > cutoff,
+    )  # fmt: skip
 
 
 def _active_job_of(user_id: Any, provider: Any) -> ColumnElement[bool]:
