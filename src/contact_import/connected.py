@@ -129,6 +129,7 @@ class ConnectedAccounts:
             if grant is None:
                 raise NothingConnected(f"no {spec.label} account is connected")
             cancelled = self._jobs.cancel_active(conn, user_id, spec.name)
+            self._jobs.forget_cursors(conn, grant.id)
             if self._jobs.webhooks:  # the event commits with the forgetting, or not at all
                 enqueue_event(conn, EventType.CONNECTION_REVOKED, _revoked_data(grant, cancelled))
         revoke_url = spec.revoke_url(self._settings)

@@ -7,7 +7,19 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import ColumnElement, Connection, Engine, Select, case, null, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    Text,
+    case,
+    func,
+    literal,
+    null,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from contact_import.crypto import TokenCipher
@@ -92,17 +104,22 @@ class GrantStore:
             "status": ACTIVE,
             "updated_at": now,
         }
-        if account_email is not None:
-            tokens["account_email"] = account_email
+        # After a disconnect the account may be another one: its email, or none; else a lookup
+        # that found nothing this time keeps the one we had.
+        email = literal(account_email, Text)
         reconnected: dict[str, Any] = {
+            "account_email": case(
+                (_g.status == REVOKED, email), else_=func.coalesce(email, _g.account_email)
+            ),
             "created_at": case((_g.status == REVOKED, now), else_=_g.created_at),
             "last_synced_at": case((_g.status == REVOKED, null()), else_=_g.last_synced_at),
         }
+        first = tokens | {"account_email": account_email}
         with self._engine.begin() as conn:
             insert = postgresql.insert if is_postgres(conn) else sqlite.insert
             stmt = (
                 insert(provider_grants)
-                .values(id=uuid4(), user_id=user_id, provider=provider, created_at=now, **tokens)
+                .values(id=uuid4(), user_id=user_id, provider=provider, created_at=now, **first)
                 .on_conflict_do_update(
                     index_elements=["user_id", "provider"], set_=reconnected | tokens
                 )

@@ -17,6 +17,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from sqlalchemy import Connection, Engine, Update
+from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 
 from contact_import.domain.job import ACTIVE_STATUSES, JobStatus
@@ -270,6 +271,14 @@ class JobStore:
                 raise JobStateConflict(f"job {job_id} is already {job.status.value}")
             _cancel(conn, job_id, webhooks=self.webhooks)
         return self.get(job_id)
+
+    def forget_cursors(self, conn: Connection, grant_id: UUID) -> None:
+        """A disconnect: the ended jobs of the grant lose their page cursors, which can hold a
+        provider's sync token or delta links (read access to the book, kept in clear)."""
+        ended = jobs.c.status.not_in([s.value for s in ACTIVE_STATUSES])
+        conn.execute(
+            sql_update(jobs).where(jobs.c.grant_id == grant_id, ended).values(page_cursor=None)
+        )
 
     def cancel_active(self, conn: Connection, user_id: str, provider: str) -> UUID | None:
         """Cancel the active job of (user, provider), if any, in ``conn``'s transaction: at once
