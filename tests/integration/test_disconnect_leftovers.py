@@ -9,6 +9,9 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy import select
 
+from contact_import.connected import OwnTokens
+from contact_import.domain.job import JobStatus
+from contact_import.runner.importer import ImportBudget
 from contact_import.runtime import Runtime
 from contact_import.sandbox.server import RunningSandbox
 from contact_import.settings import Settings
@@ -51,3 +54,25 @@ def test_the_email_is_the_new_accounts_after_a_disconnect_and_kept_on_a_plain_re
     assert rt.grants.email_of("cy", "microsoft") == "cy@old.example"  # the list shows whose
     rt.grants.create("cy", "microsoft", access_token=token)  # connected anew, email unknown
     assert rt.grants.email_of("cy", "microsoft") is None
+
+
+def test_reconnecting_right_after_a_disconnect_imports_with_the_new_tokens(
+    rt: Runtime, sandbox: RunningSandbox
+) -> None:
+    first = sandbox_tokens(sandbox, "google", size=300, seed=3)
+    grant = rt.grants.create(
+        "dee", "google", access_token=first.access_token, refresh_token=first.refresh_token
+    )
+    job, _ = rt.jobs.create("dee", "google", grant)
+    (claimed,) = rt.jobs.claim("busy-worker", 1).jobs  # a worker is on it
+    rt.accounts.disconnect("dee", "google")  # held: only flagged, it would end at its next page
+    assert rt.jobs.get(job.id).cancel_requested
+    again = sandbox_tokens(sandbox, "google", size=300, seed=3)  # the same book, new consent
+    kept, created = rt.accounts.bring_tokens(
+        "dee", "google", OwnTokens(again.access_token, again.refresh_token)
+    )
+    assert (kept.id, created, kept.cancel_requested) == (job.id, False, False)
+    rt.importer.run(claimed, ImportBudget())
+    done = rt.jobs.get(job.id)
+    assert done.status is JobStatus.COMPLETED, done.error_message
+    assert done.processed_contacts == 300

@@ -135,6 +135,9 @@ class JobStore:
         """Queue a job as ``fetching``; if one is active for (user, provider), return that one.
 
         Returns (job, created); see ``job_queries.insert_job`` for why two starts make one job.
+        An active job whose cancel was requested (a disconnect, or the user, just before this
+        new start) is kept going instead: the start asks for an import, and a job about to
+        end ``cancelled`` would never import the new tokens.
         """
         with self.engine.begin() as conn:
             now = db_now(conn)
@@ -148,6 +151,14 @@ class JobStore:
                 notify_job(conn, row.id)
                 return Job.from_row(row), True
             existing = conn.execute(q.select_active(user_id, provider)).one()
+            if existing.cancel_requested:
+                kept = sql_update(jobs).where(jobs.c.id == existing.id, jobs.c.cancel_requested)
+                existing = (
+                    conn.execute(
+                        kept.values(cancel_requested=False).returning(*jobs.c)
+                    ).one_or_none()
+                    or conn.execute(q.select_active(user_id, provider)).one()
+                )
             return Job.from_row(existing), False
 
     def queue_syncs(self, interval_seconds: float) -> list[UUID]:
