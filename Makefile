@@ -4,9 +4,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-# pytest-xdist workers for `make test`: 0 runs the suite in one process (the default, until
-# the parallel run has passed the whole suite twice in a row), auto one worker per core.
-TEST_WORKERS ?= 0
+# pytest-xdist workers for `make test` (2: the 2-core CI machine); 0 runs the suite in one
+# process, auto one worker per core.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint typecheck unit bench clean
 
