@@ -88,9 +88,16 @@ def copy_ceiling(db_url: str, *, user: str, job_id: str) -> dict[str, Any]:
 
 
 def create_naive_index(db_url: str) -> None:
-    """The index the original would have had for its lookup by email (``emails @> …``)."""
+    """The index the original would have had for its lookup of a user's contact by email
+    (``user_id = … AND emails @> …``): one GIN index on both columns (``btree_gin``).
+
+    A GIN index on ``emails`` alone is not enough: the planner ANDs it with the bitmap of
+    ``ix_contacts_user``, which holds all the user's rows, so each lookup still grows with
+    the table (0.6 ms against 0.05 ms at 5,000 contacts, measured with EXPLAIN ANALYZE).
+    """
     with psycopg.connect(_conninfo(db_url), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS btree_gin")
         conn.execute(
-            "CREATE INDEX IF NOT EXISTS bench_naive_contacts_emails"
-            " ON contacts USING gin (emails jsonb_path_ops)"
+            "CREATE INDEX IF NOT EXISTS bench_naive_contacts_user_emails"
+            " ON contacts USING gin (user_id, emails jsonb_path_ops)"
         )

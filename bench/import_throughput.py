@@ -18,7 +18,7 @@ Measured, end to end through the importer (HTTP to the sandbox over loopback inc
 * the naive baseline: what the original did, per contact, each statement its own autocommit
   round trip (SELECT by email, UPDATE or INSERT, INSERT of the audit row), on the first 20,000
   contacts (``--naive-contacts``), with the index the original would have had for its lookup
-  (GIN on ``contacts.emails``; ``--naive-no-index`` runs it without);
+  (GIN on ``contacts (user_id, emails)``; ``--naive-no-index`` runs it without);
 * the ceiling (``ceiling.py``): COPY of exactly the rows the first import ended with into empty
   tables of the same shape, with no fetching or planning, and the first import as a fraction
   of it; the re-import's rate as a multiple of the first import's.
@@ -515,7 +515,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument(
         "--naive-no-index",
         action="store_true",
-        help="run the naive baseline without the GIN index on contacts.emails it gets by default",
+        help="run the naive baseline without the GIN index on contacts (user_id, emails)",
     )
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument(
