@@ -238,7 +238,7 @@ def _procrastinate_app(conninfo: str, *, sync: bool) -> Any:
     )
     app = procrastinate.App(connector=connector)
 
-    @app.task(name=NOOP_TASK)
+    @app.task(name=NOOP_TASK)  # type: ignore[untyped-decorator, unused-ignore]  # without the extra
     def noop() -> None:
         return None
 
