@@ -14,8 +14,22 @@ from uuid import UUID
 
 import psycopg
 from psycopg import sql
-from sqlalchemy import ColumnElement, Connection, Table, any_, bindparam, func, insert, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    Text,
+    Uuid,
+    and_,
+    any_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+)
 from sqlalchemy import update as sql_update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from contact_import.domain.contact import NormalizedContact, RejectedContact
@@ -23,13 +37,19 @@ from contact_import.domain.merge import (
     Action,
     ContactState,
     PagePlan,
+    ProviderVersion,
     email_match_key,
     identity_key,
     phone_match_key,
 )
 from contact_import.store.db import dumps_json, is_postgres
 from contact_import.store.namespace import lock_seed, qualified
-from contact_import.store.schema import contact_match_keys, contacts, imported_contacts
+from contact_import.store.schema import (
+    contact_match_keys,
+    contacts,
+    imported_contacts,
+    provider_versions,
+)
 
 __all__ = [
     "Incoming",
@@ -38,6 +58,7 @@ __all__ = [
     "match_keys_of",
     "record_failed",
     "recorded_ids",
+    "unchanged_at_provider",
     "write_plan",
 ]
 
@@ -74,11 +95,49 @@ def recorded_ids(conn: Connection, job_id: UUID, pcids: list[str]) -> set[str]:
     return set(conn.execute(stmt).scalars())
 
 
+def unchanged_at_provider(
+    conn: Connection, user_id: str, provider: str, incoming: Iterable[Incoming]
+) -> dict[str, UUID]:
+    """The contacts whose provider version is the one recorded when they were last imported,
+    into a contact that still owns their identity key: provider id → that contact.
+
+    A contact deleted here, or merged into another, no longer owns the key, so it is not
+    listed. The first copy of a contact repeated in the page decides (as the planner does).
+    """
+    versions: dict[str, str | None] = {}
+    for contact in incoming:
+        if isinstance(contact, NormalizedContact) and not contact.deleted:
+            versions.setdefault(contact.provider_contact_id, contact.version)
+    pcids = sorted(pcid for pcid, version in versions.items() if version is not None)
+    if not pcids:
+        return {}
+    v, k = provider_versions.c, contact_match_keys.c
+    identity = literal(identity_key(provider, ""), Text) + v.provider_contact_id
+    stmt = (
+        select(v.provider_contact_id, v.version, v.contact_id)
+        .join(
+            contact_match_keys,
+            and_(k.user_id == v.user_id, k.key == identity, k.contact_id == v.contact_id),
+        )
+        .where(
+            v.user_id == user_id, v.provider == provider, _in(v.provider_contact_id, pcids, conn)
+        )
+    )
+    return {
+        pcid: contact_id
+        for pcid, version, contact_id in conn.execute(stmt)
+        if versions[pcid] == version
+    }
+
+
 def match_keys_of(provider: str, incoming: Iterable[Incoming]) -> list[str]:
-    """Every key the contacts could match on: identity, email and phone keys (sorted)."""
+    """Every key the contacts could match on: identity, email and phone keys (sorted).
+
+    A contact deleted at the provider or with nothing to import matches nothing: none of its.
+    """
     keys: set[str] = set()
     for contact in incoming:
-        if isinstance(contact, RejectedContact):
+        if isinstance(contact, RejectedContact) or contact.deleted or not contact.importable:
             continue
         keys.add(identity_key(provider, contact.provider_contact_id))
         keys.update(email_match_key(e.key) for e in contact.emails if e.key)
@@ -110,8 +169,9 @@ def load_matches(
     return owners, existing
 
 
-def write_plan(conn: Connection, user_id: str, job_id: UUID, plan: PagePlan) -> None:
-    """The plan's new contacts, merged contacts, new keys and audit rows: one statement each."""
+def write_plan(conn: Connection, user_id: str, provider: str, job_id: UUID, plan: PagePlan) -> None:
+    """The plan's new contacts, merged contacts, new keys, provider versions and audit rows:
+    one statement each."""
     now = datetime.now(UTC)
     created = [
         (s.id, user_id, s.display_name, s.emails, s.phones, s.keys, now, now) for s in plan.creates
@@ -125,6 +185,54 @@ def write_plan(conn: Connection, user_id: str, job_id: UUID, plan: PagePlan) -> 
         for o in plan.outcomes
     ]
     _bulk_insert(conn, imported_contacts, _AUDIT_COLUMNS, audit)
+    _record_versions(conn, user_id, provider, plan.versions, now)
+
+
+def _record_versions(
+    conn: Connection,
+    user_id: str,
+    provider: str,
+    versions: Sequence[ProviderVersion],
+    now: datetime,
+) -> None:
+    """Upsert the versions in one statement: unnested arrays on Postgres, an executemany
+    INSERT ... ON CONFLICT on SQLite (in process, no round trips to save)."""
+    if not versions:
+        return
+    v = provider_versions.c
+    key = [v.user_id, v.provider, v.provider_contact_id]
+    if is_postgres(conn):
+        rows = (
+            func.unnest(
+                bindparam(None, [x.provider_contact_id for x in versions], type_=ARRAY(Text)),
+                bindparam(None, [x.contact_id for x in versions], type_=ARRAY(Uuid)),
+                bindparam(None, [x.version for x in versions], type_=ARRAY(Text)),
+            )
+            .table_valued("pcid", "contact_id", "version")
+            .render_derived()
+        )
+        source = select(
+            literal(user_id, Text), literal(provider, Text), rows.c.pcid, rows.c.contact_id,
+            rows.c.version, literal(now, provider_versions.c.updated_at.type),
+        )  # fmt: skip
+        pg = postgresql.insert(provider_versions).from_select(
+            [*key, v.contact_id, v.version, v.updated_at], source
+        )
+        conn.execute(pg.on_conflict_do_update(index_elements=key, set_=_excluded(pg.excluded)))
+        return
+    lite = sqlite.insert(provider_versions)
+    conn.execute(
+        lite.on_conflict_do_update(index_elements=key, set_=_excluded(lite.excluded)),
+        [
+            {"user_id": user_id, "provider": provider, "provider_contact_id": x.provider_contact_id,
+             "contact_id": x.contact_id, "version": x.version, "updated_at": now}
+            for x in versions
+        ],
+    )  # fmt: skip
+
+
+def _excluded(excluded: Any) -> dict[str, Any]:
+    return {name: excluded[name] for name in ("contact_id", "version", "updated_at")}
 
 
 def _update_merged(conn: Connection, merged: Sequence[ContactState], now: datetime) -> None:
