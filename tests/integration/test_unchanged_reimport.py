@@ -141,8 +141,8 @@ def test_a_contact_edited_at_the_provider_is_merged_again(book: Book) -> None:
 def _single(found: dict[str, tuple[str, UUID | None, str | None]], n: int) -> list[str]:
     """``n`` provider ids that each created a contact no other provider contact went into."""
     owners = Counter(contact_id for _, contact_id, _ in found.values() if contact_id)
-    alone = [p for p, (action, c, _) in found.items() if action == "created" and owners[c] == 1]
-    return sorted(alone)[:n]
+    created = [(p, c) for p, (action, c, _) in found.items() if action == "created"]
+    return sorted(p for p, c in created if c is not None and owners[c] == 1)[:n]
 
 
 def test_a_contact_deleted_or_merged_away_here_is_not_skipped(book: Book) -> None:
