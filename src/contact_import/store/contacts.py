@@ -17,6 +17,7 @@ from psycopg import sql
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Select,
     Table,
     Text,
     Uuid,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    true,
 )
 from sqlalchemy import update as sql_update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -111,23 +113,40 @@ def unchanged_at_provider(
     pcids = sorted(pcid for pcid, version in versions.items() if version is not None)
     if not pcids:
         return {}
+    found = conn.execute(_versions_of(conn, user_id, provider, pcids))
+    return {pcid: contact_id for pcid, version, contact_id in found if versions[pcid] == version}
+
+
+def _versions_of(conn: Connection, user_id: str, provider: str, pcids: list[str]) -> Select[Any]:
+    """(provider id, recorded version, contact) of ``pcids`` whose contact owns their identity.
+
+    On Postgres each id is looked up on its own (a LATERAL join the planner cannot flatten: the
+    LIMIT): with one ``= ANY`` array the planner, misled by a young table's statistics, would
+    scan all the user's versions against the whole array, every page, and a full listing
+    would grow quadratic in the book.
+    """
     v, k = provider_versions.c, contact_match_keys.c
     identity = literal(identity_key(provider, ""), Text) + v.provider_contact_id
-    stmt = (
-        select(v.provider_contact_id, v.version, v.contact_id)
-        .join(
-            contact_match_keys,
-            and_(k.user_id == v.user_id, k.key == identity, k.contact_id == v.contact_id),
+    owned = and_(k.user_id == v.user_id, k.key == identity, k.contact_id == v.contact_id)
+    mine = and_(v.user_id == user_id, v.provider == provider)
+    if not is_postgres(conn):
+        columns = (v.provider_contact_id, v.version, v.contact_id)
+        return (
+            select(*columns)
+            .join(contact_match_keys, owned)
+            .where(mine, v.provider_contact_id.in_(pcids))
         )
-        .where(
-            v.user_id == user_id, v.provider == provider, _in(v.provider_contact_id, pcids, conn)
-        )
+    ids = (
+        func.unnest(bindparam(None, pcids, type_=ARRAY(Text))).table_valued("pcid").render_derived()
     )
-    return {
-        pcid: contact_id
-        for pcid, version, contact_id in conn.execute(stmt)
-        if versions[pcid] == version
-    }
+    one = (
+        select(v.version, v.contact_id)
+        .join(contact_match_keys, owned)
+        .where(mine, v.provider_contact_id == ids.c.pcid)
+        .limit(1)
+        .lateral()
+    )
+    return select(ids.c.pcid, one.c.version, one.c.contact_id).join(one, true())
 
 
 def match_keys_of(provider: str, incoming: Iterable[Incoming]) -> list[str]:
