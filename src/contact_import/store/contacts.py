@@ -31,7 +31,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy import update as sql_update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from contact_import.domain.contact import NormalizedContact, RejectedContact
@@ -45,7 +45,7 @@ from contact_import.domain.merge import (
     phone_match_key,
 )
 from contact_import.store.db import dumps_json, is_postgres
-from contact_import.store.namespace import lock_seed, qualified
+from contact_import.store.namespace import lock_seed, qualified, quoted_table
 from contact_import.store.schema import (
     contact_match_keys,
     contacts,
@@ -204,54 +204,51 @@ def write_plan(conn: Connection, user_id: str, provider: str, job_id: UUID, plan
         for o in plan.outcomes
     ]
     _bulk_insert(conn, imported_contacts, _AUDIT_COLUMNS, audit)
-    _record_versions(conn, user_id, provider, plan.versions, now)
+    _record_versions(conn, user_id, provider, plan.versions)
 
 
 def _record_versions(
-    conn: Connection,
-    user_id: str,
-    provider: str,
-    versions: Sequence[ProviderVersion],
-    now: datetime,
+    conn: Connection, user_id: str, provider: str, versions: Sequence[ProviderVersion]
 ) -> None:
-    """Upsert the versions in one statement: unnested arrays on Postgres, an executemany
-    INSERT ... ON CONFLICT on SQLite (in process, no round trips to save)."""
+    """Upsert the versions in one statement: unnested arrays on Postgres; on SQLite (in
+    process, no round trips to save) one executemany of plain tuples, the cheapest there."""
     if not versions:
         return
     v = provider_versions.c
-    key = [v.user_id, v.provider, v.provider_contact_id]
-    if is_postgres(conn):
-        rows = (
-            func.unnest(
-                bindparam(None, [x.provider_contact_id for x in versions], type_=ARRAY(Text)),
-                bindparam(None, [x.contact_id for x in versions], type_=ARRAY(Uuid)),
-                bindparam(None, [x.version for x in versions], type_=ARRAY(Text)),
-            )
-            .table_valued("pcid", "contact_id", "version")
-            .render_derived()
-        )
-        source = select(
-            literal(user_id, Text), literal(provider, Text), rows.c.pcid, rows.c.contact_id,
-            rows.c.version, literal(now, provider_versions.c.updated_at.type),
-        )  # fmt: skip
-        pg = postgresql.insert(provider_versions).from_select(
-            [*key, v.contact_id, v.version, v.updated_at], source
-        )
-        conn.execute(pg.on_conflict_do_update(index_elements=key, set_=_excluded(pg.excluded)))
-        return
-    lite = sqlite.insert(provider_versions)
-    conn.execute(
-        lite.on_conflict_do_update(index_elements=key, set_=_excluded(lite.excluded)),
-        [
-            {"user_id": user_id, "provider": provider, "provider_contact_id": x.provider_contact_id,
-             "contact_id": x.contact_id, "version": x.version, "updated_at": now}
+    if not is_postgres(conn):
+        tuples = [
+            (user_id, provider, x.provider_contact_id, x.contact_id.hex, x.version)
             for x in versions
-        ],
-    )  # fmt: skip
+        ]
+        conn.exec_driver_sql(
+            _SQLITE_UPSERT.format(table=quoted_table(conn, provider_versions.name)), tuples
+        )
+        return
+    rows_of = func.unnest(
+        bindparam(None, [x.provider_contact_id for x in versions], type_=ARRAY(Text)),
+        bindparam(None, [x.contact_id for x in versions], type_=ARRAY(Uuid)),
+        bindparam(None, [x.version for x in versions], type_=ARRAY(Text)),
+    )
+    rows = rows_of.table_valued("pcid", "contact_id", "version").render_derived()
+    source = select(literal(user_id, Text), literal(provider, Text), *rows.c)
+    key = [v.user_id, v.provider, v.provider_contact_id]
+    upsert = postgresql.insert(provider_versions).from_select(
+        [*key, v.contact_id, v.version], source
+    )
+    new = upsert.excluded
+    conn.execute(
+        upsert.on_conflict_do_update(
+            index_elements=key, set_={"contact_id": new.contact_id, "version": new.version}
+        )
+    )
 
 
-def _excluded(excluded: Any) -> dict[str, Any]:
-    return {name: excluded[name] for name in ("contact_id", "version", "updated_at")}
+# Uuid on SQLite is its 32 hex digits (SQLAlchemy's storage), as contact_match_keys holds it.
+_SQLITE_UPSERT = (
+    "INSERT INTO {table} (user_id, provider, provider_contact_id, contact_id, version) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, provider, provider_contact_id) "
+    "DO UPDATE SET contact_id = excluded.contact_id, version = excluded.version"
+)
 
 
 def _update_merged(conn: Connection, merged: Sequence[ContactState], now: datetime) -> None:

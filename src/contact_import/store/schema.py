@@ -259,7 +259,6 @@ provider_versions = Table(
     Column("provider_contact_id", Text, primary_key=True),
     Column("contact_id", Uuid, nullable=False),
     Column("version", Text, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
 )
 
 # The webhook outbox: one row per event, written in the transaction that produced it (a job's

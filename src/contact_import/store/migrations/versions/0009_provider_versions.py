@@ -14,7 +14,6 @@ import sqlalchemy as sa
 from alembic import op
 
 from contact_import.store.row_security import enable_row_level_security
-from contact_import.store.schema import UTCDateTime
 
 revision = "0009_provider_versions"
 down_revision = "0008_connections"
@@ -30,7 +29,6 @@ def upgrade() -> None:
         sa.Column("provider_contact_id", sa.Text, primary_key=True),
         sa.Column("contact_id", sa.Uuid, nullable=False),
         sa.Column("version", sa.Text, nullable=False),
-        sa.Column("updated_at", UTCDateTime, nullable=False),
     )
     enable_row_level_security(op.get_bind(), ["provider_versions"])
 
