@@ -638,3 +638,44 @@ def test_random_pages_keep_the_invariants(seed: int) -> None:
 
     assert (page, owners, existing) == snapshot
     _check_invariants(page, existing, owners, recorded, result)
+
+
+# --- provider versions: what a full re-import may skip ---------------------------------------
+
+
+def versioned(pcid: str, version: str | None, *emails: str) -> Incoming:
+    return normalize_contact(IncomingContact(pcid, "Ada", emails, version=version), "US")
+
+
+def test_contacts_merged_into_a_contact_record_their_provider_version() -> None:
+    ada = stored(1, "Ada", ["ada@example.com"])
+    result = plan(
+        [
+            versioned("people/1", "e1", "new@example.com"),  # created
+            versioned("people/2", "e2", "ada@example.com"),  # nothing new: skipped into ada
+            versioned("people/3", None, "other@example.com"),  # no version: none recorded
+            contact("people/4", deleted=True),
+        ],
+        ada,
+    )
+    assert [(v.provider_contact_id, v.contact_id, v.version) for v in result.versions] == [
+        ("people/1", new_id(1), "e1"),
+        ("people/2", ada.id, "e2"),
+    ]
+
+
+def test_an_unchanged_contact_is_skipped_into_its_contact_without_matching() -> None:
+    ada = stored(1, "Ada", ["ada@example.com"])
+    result = plan_page_merge(
+        # Its emails are new, and no owner was read: only the version decides.
+        [versioned("people/1", "e1", "x@example.com"), versioned("people/1", "e9")],
+        provider=PROVIDER,
+        owners={},
+        existing={},
+        new_id=new_ids(),
+        unchanged={"people/1": ada.id},
+    )
+    assert result.outcomes == [
+        ContactOutcome("people/1", Action.SKIPPED, ada.id, "unchanged at the provider")
+    ]
+    assert (result.creates, result.updates, result.new_keys, result.versions) == ([], [], {}, [])

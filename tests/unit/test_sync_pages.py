@@ -44,7 +44,7 @@ def test_google_deleted_people_are_deleted_contacts() -> None:
         ]
     }
     assert google.parse_connections(body).contacts == [
-        IncomingContact(provider_contact_id="people/c1", deleted=True),
+        IncomingContact(provider_contact_id="people/c1", deleted=True, version="%E"),
         IncomingContact(provider_contact_id="people/c2", display_name="Ada"),
     ]
 
@@ -116,6 +116,23 @@ def test_google_400s_about_tokens_restart_the_listing(
 def test_graph_takes_the_delta_link_as_the_sync_token() -> None:
     page = microsoft.parse_contacts({"value": [], "@odata.deltaLink": DELTA + "?$deltatoken=d"})
     assert (page.next_cursor, page.sync_token, page.total) == (None, DELTA + "?$deltatoken=d", None)
+
+
+def test_both_providers_read_the_contact_version() -> None:
+    """Google's Person ``etag`` and Graph's ``changeKey``: what a re-import compares."""
+    people = google.parse_connections(
+        {"connections": [{"resourceName": "people/c1", "etag": "%EgU"}, {"resourceName": "p/2"}]}
+    )
+    assert [c.version for c in people.contacts] == ["%EgU", None]
+    graph = microsoft.parse_contacts(
+        {
+            "value": [
+                {"id": "AAMk1", "@odata.etag": 'W/"EQAB"', "changeKey": "EQAB"},
+                {"id": "AAMk2"},
+            ]
+        }
+    )
+    assert [c.version for c in graph.contacts] == ["EQAB", None]
 
 
 def test_graph_removed_entries_are_deleted_contacts() -> None:

@@ -59,6 +59,9 @@ class IncomingContact:
     # Set by the adapter when the provider sent something we cannot import (no id): the
     # contact fails with this reason.
     problem: str | None = None
+    # The provider's version of the contact (Google ``etag``, Graph ``changeKey``): it changes
+    # whenever the contact does. None when the provider sent none.
+    version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,7 @@ class NormalizedContact:
     emails: tuple[Entry, ...]
     phones: tuple[Entry, ...]
     deleted: bool = False
+    version: str | None = None  # as ``IncomingContact.version``
 
     @property
     def importable(self) -> bool:
@@ -191,6 +195,7 @@ def normalize_contact(
         emails=_email_entries(contact.emails),
         phones=_phone_entries(tuple(_clean_phone(p) for p in contact.phones), default_region),
         deleted=contact.deleted,
+        version=contact.version,
     )
 
 

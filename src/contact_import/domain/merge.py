@@ -25,6 +25,7 @@ __all__ = [
     "ContactOutcome",
     "ContactState",
     "PagePlan",
+    "ProviderVersion",
     "email_match_key",
     "identity_key",
     "phone_match_key",
@@ -77,14 +78,29 @@ class ContactOutcome:
     detail: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ProviderVersion:
+    """The provider's version of a contact now merged into ``contact_id``: recorded, so the
+    next full listing can skip it while the version stays the same."""
+
+    provider_contact_id: str
+    contact_id: UUID
+    version: str
+
+
+UNCHANGED_DETAIL = "unchanged at the provider"
+
+
 @dataclass(slots=True)
 class PagePlan:
-    """The writes one page needs: new rows, changed rows, new key owners and one outcome each."""
+    """The writes one page needs: new rows, changed rows, new key owners, the provider versions
+    to record and one outcome each."""
 
     creates: list[ContactState] = field(default_factory=list)
     updates: list[ContactState] = field(default_factory=list)
     new_keys: dict[str, UUID] = field(default_factory=dict)
     outcomes: list[ContactOutcome] = field(default_factory=list)
+    versions: list[ProviderVersion] = field(default_factory=list)
 
     def counts(self) -> Counter[Action]:
         return Counter(o.action for o in self.outcomes)
@@ -98,21 +114,30 @@ def plan_page_merge(
     existing: Mapping[UUID, ContactState],
     new_id: Callable[[], UUID],
     already_recorded: Set[str] = frozenset(),
+    unchanged: Mapping[str, UUID] | None = None,
 ) -> PagePlan:
     """Decide created/updated/skipped/failed for each incoming contact, in order.
 
     ``owners`` maps every key of this page that already has an owner to that contact;
     ``existing`` holds those contacts. A contact id in ``already_recorded`` (seen earlier in
     the same job) and a repeat inside the page are dropped: no outcome, counted once.
+    ``unchanged``: contact ids whose provider version is the one recorded with the contact
+    they went into (the store checked that contact still carries their identity) → that
+    contact; each is ``skipped`` as it is, its keys need not be among ``owners``.
     Inputs are not mutated.
     """
     planner = _Planner(provider, owners, existing, new_id)
+    unchanged = unchanged or {}
     seen = set(already_recorded)
     for contact in incoming:
-        if contact.provider_contact_id in seen:
+        pcid = contact.provider_contact_id
+        if pcid in seen:
             continue
-        seen.add(contact.provider_contact_id)
-        planner.add(contact)
+        seen.add(pcid)
+        if pcid in unchanged:
+            planner.record(pcid, Action.SKIPPED, unchanged[pcid], UNCHANGED_DETAIL)
+        else:
+            planner.add(contact)
     return planner.plan()
 
 
@@ -134,15 +159,16 @@ class _Planner:
         self._changed: dict[UUID, None] = {}
         self._new_keys: dict[str, UUID] = {}
         self._outcomes: list[ContactOutcome] = []
+        self._versions: list[ProviderVersion] = []
 
     def add(self, contact: NormalizedContact | RejectedContact) -> None:
         pcid = contact.provider_contact_id
         if isinstance(contact, RejectedContact):
-            self._record(pcid, Action.FAILED, None, contact.reason)
+            self.record(pcid, Action.FAILED, None, contact.reason)
         elif contact.deleted:
-            self._record(pcid, Action.SKIPPED, None, "deleted at the provider")
+            self.record(pcid, Action.SKIPPED, None, "deleted at the provider")
         elif not contact.importable:
-            self._record(pcid, Action.SKIPPED, None, "no name, email or phone")
+            self.record(pcid, Action.SKIPPED, None, "no name, email or phone")
         else:
             self._add_importable(contact)
 
@@ -154,13 +180,15 @@ class _Planner:
             self._owned.add(target.id)
             self._created.append(target.id)
             self._absorb(target, contact)
-            self._record(contact.provider_contact_id, Action.CREATED, target.id)
+            self.record(contact.provider_contact_id, Action.CREATED, target.id)
+            self._version(contact, target.id)
             return
         changed = self._absorb(target, contact)
         if changed and target.id not in self._created:
             self._changed[target.id] = None
         action = Action.UPDATED if changed else Action.SKIPPED
-        self._record(contact.provider_contact_id, action, target.id)
+        self.record(contact.provider_contact_id, action, target.id)
+        self._version(contact, target.id)
 
     def _match(self, contact: NormalizedContact) -> ContactState | None:
         """Same provider identity, else a shared email, else (no email at all) a shared phone."""
@@ -238,10 +266,15 @@ class _Planner:
             self._owners[key] = target.id
             self._new_keys[key] = target.id
 
-    def _record(
+    def record(
         self, pcid: str, action: Action, contact_id: UUID | None, detail: str | None = None
     ) -> None:
         self._outcomes.append(ContactOutcome(pcid, action, contact_id, detail))
+
+    def _version(self, contact: NormalizedContact, contact_id: UUID) -> None:
+        if contact.version is not None:
+            pcid = contact.provider_contact_id
+            self._versions.append(ProviderVersion(pcid, contact_id, contact.version))
 
     def plan(self) -> PagePlan:
         return PagePlan(
@@ -249,4 +282,5 @@ class _Planner:
             updates=[self._touched[i] for i in self._changed],
             new_keys=self._new_keys,
             outcomes=self._outcomes,
+            versions=self._versions,
         )

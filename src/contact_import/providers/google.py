@@ -185,6 +185,7 @@ def person_to_contact(person: object, stand_ins: StandInIds | None = None) -> In
         emails=_emails(dicts(person.get("emailAddresses"))),
         phones=_phones(dicts(person.get("phoneNumbers"))),
         deleted=isinstance(metadata, dict) and metadata.get("deleted") is True,
+        version=text(person.get("etag")) or None,  # sent whatever personFields asks for
     )
 
 

@@ -75,7 +75,8 @@ __all__ = [
 ]
 
 CONTACT_FIELDS = (
-    "id,displayName,givenName,surname,emailAddresses,businessPhones,homePhones,mobilePhone"
+    "id,displayName,givenName,surname,emailAddresses,businessPhones,homePhones,mobilePhone,"
+    "changeKey"
 )
 FOLDER_FIELDS = "id,displayName,parentFolderId"
 FOLDERS_PATH = "/v1.0/me/contactFolders"
@@ -304,6 +305,7 @@ def contact_to_incoming(contact: object, stand_ins: StandInIds | None = None) ->
         display_name=_display_name(contact),
         emails=_emails(contact.get("emailAddresses")),
         phones=_phones(contact),
+        version=text(contact.get("changeKey")) or None,
     )
 
 

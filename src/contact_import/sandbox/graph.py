@@ -194,9 +194,8 @@ def to_graph_contact(person: dict[str, Any]) -> dict[str, Any]:
     name = names[0]
     display = str(name.get("displayName", ""))
     emails = [str(e["value"]) for e in person.get("emailAddresses", []) if e.get("value")]
-    contact: dict[str, Any] = {
-        "@odata.etag": _etag(str(person.get("etag", person["resourceName"])))
-    }
+    change_key = _change_key(str(person.get("etag", person["resourceName"])))
+    contact: dict[str, Any] = {"@odata.etag": f'W/"{change_key}"'}
     if not has_no_id(person):
         contact["id"] = graph_contact_id(person["resourceName"])
     return contact | {
@@ -205,6 +204,7 @@ def to_graph_contact(person: dict[str, Any]) -> dict[str, Any]:
         "surname": name.get("familyName") or None,
         "emailAddresses": [{"name": display or address, "address": address} for address in emails],
         **_phones(person.get("phoneNumbers", [])),
+        "changeKey": change_key,
     }
 
 
@@ -226,9 +226,11 @@ def _phones(fields: list[dict[str, Any]]) -> dict[str, Any]:
     return {"businessPhones": business, "homePhones": home, "mobilePhone": mobile}
 
 
-def _etag(google_etag: str) -> str:
+def _change_key(google_etag: str) -> str:
+    """Graph's ``changeKey`` (base64, new on every change: it follows the Person's etag);
+    ``@odata.etag`` is the same value as a weak entity tag, ``W/"<changeKey>"``."""
     digest = hashlib.sha256(google_etag.encode()).digest()[:18]
-    return 'W/"' + base64.b64encode(digest).decode() + '"'
+    return "EQAAABYAAA" + base64.b64encode(digest).decode()
 
 
 # --- errors --------------------------------------------------------------------------------------

@@ -14,8 +14,24 @@ from uuid import UUID
 
 import psycopg
 from psycopg import sql
-from sqlalchemy import ColumnElement, Connection, Table, any_, bindparam, func, insert, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    Table,
+    Text,
+    Uuid,
+    and_,
+    any_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    true,
+)
 from sqlalchemy import update as sql_update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from contact_import.domain.contact import NormalizedContact, RejectedContact
@@ -23,13 +39,19 @@ from contact_import.domain.merge import (
     Action,
     ContactState,
     PagePlan,
+    ProviderVersion,
     email_match_key,
     identity_key,
     phone_match_key,
 )
 from contact_import.store.db import dumps_json, is_postgres
-from contact_import.store.namespace import lock_seed, qualified
-from contact_import.store.schema import contact_match_keys, contacts, imported_contacts
+from contact_import.store.namespace import lock_seed, qualified, quoted_table
+from contact_import.store.schema import (
+    contact_match_keys,
+    contacts,
+    imported_contacts,
+    provider_versions,
+)
 
 __all__ = [
     "Incoming",
@@ -38,6 +60,7 @@ __all__ = [
     "match_keys_of",
     "record_failed",
     "recorded_ids",
+    "unchanged_at_provider",
     "write_plan",
 ]
 
@@ -74,11 +97,66 @@ def recorded_ids(conn: Connection, job_id: UUID, pcids: list[str]) -> set[str]:
     return set(conn.execute(stmt).scalars())
 
 
+def unchanged_at_provider(
+    conn: Connection, user_id: str, provider: str, incoming: Iterable[Incoming]
+) -> dict[str, UUID]:
+    """The contacts whose provider version is the one recorded when they were last imported,
+    into a contact that still owns their identity key: provider id → that contact.
+
+    A contact deleted here, or merged into another, no longer owns the key, so it is not
+    listed. The first copy of a contact repeated in the page decides (as the planner does).
+    """
+    versions: dict[str, str | None] = {}
+    for contact in incoming:
+        if isinstance(contact, NormalizedContact) and not contact.deleted:
+            versions.setdefault(contact.provider_contact_id, contact.version)
+    pcids = sorted(pcid for pcid, version in versions.items() if version is not None)
+    if not pcids:
+        return {}
+    found = conn.execute(_versions_of(conn, user_id, provider, pcids))
+    return {pcid: contact_id for pcid, version, contact_id in found if versions[pcid] == version}
+
+
+def _versions_of(conn: Connection, user_id: str, provider: str, pcids: list[str]) -> Select[Any]:
+    """(provider id, recorded version, contact) of ``pcids`` whose contact owns their identity.
+
+    On Postgres each id is looked up on its own (a LATERAL join the planner cannot flatten: the
+    LIMIT): with one ``= ANY`` array the planner, misled by a young table's statistics, would
+    scan all the user's versions against the whole array, every page, and a full listing
+    would grow quadratic in the book.
+    """
+    v, k = provider_versions.c, contact_match_keys.c
+    identity = literal(identity_key(provider, ""), Text) + v.provider_contact_id
+    owned = and_(k.user_id == v.user_id, k.key == identity, k.contact_id == v.contact_id)
+    mine = and_(v.user_id == user_id, v.provider == provider)
+    if not is_postgres(conn):
+        columns = (v.provider_contact_id, v.version, v.contact_id)
+        return (
+            select(*columns)
+            .join(contact_match_keys, owned)
+            .where(mine, v.provider_contact_id.in_(pcids))
+        )
+    ids = (
+        func.unnest(bindparam(None, pcids, type_=ARRAY(Text))).table_valued("pcid").render_derived()
+    )
+    one = (
+        select(v.version, v.contact_id)
+        .join(contact_match_keys, owned)
+        .where(mine, v.provider_contact_id == ids.c.pcid)
+        .limit(1)
+        .lateral()
+    )
+    return select(ids.c.pcid, one.c.version, one.c.contact_id).join(one, true())
+
+
 def match_keys_of(provider: str, incoming: Iterable[Incoming]) -> list[str]:
-    """Every key the contacts could match on: identity, email and phone keys (sorted)."""
+    """Every key the contacts could match on: identity, email and phone keys (sorted).
+
+    A contact deleted at the provider or with nothing to import matches nothing: none of its.
+    """
     keys: set[str] = set()
     for contact in incoming:
-        if isinstance(contact, RejectedContact):
+        if isinstance(contact, RejectedContact) or contact.deleted or not contact.importable:
             continue
         keys.add(identity_key(provider, contact.provider_contact_id))
         keys.update(email_match_key(e.key) for e in contact.emails if e.key)
@@ -110,8 +188,9 @@ def load_matches(
     return owners, existing
 
 
-def write_plan(conn: Connection, user_id: str, job_id: UUID, plan: PagePlan) -> None:
-    """The plan's new contacts, merged contacts, new keys and audit rows: one statement each."""
+def write_plan(conn: Connection, user_id: str, provider: str, job_id: UUID, plan: PagePlan) -> None:
+    """The plan's new contacts, merged contacts, new keys, provider versions and audit rows:
+    one statement each."""
     now = datetime.now(UTC)
     created = [
         (s.id, user_id, s.display_name, s.emails, s.phones, s.keys, now, now) for s in plan.creates
@@ -125,6 +204,51 @@ def write_plan(conn: Connection, user_id: str, job_id: UUID, plan: PagePlan) -> 
         for o in plan.outcomes
     ]
     _bulk_insert(conn, imported_contacts, _AUDIT_COLUMNS, audit)
+    _record_versions(conn, user_id, provider, plan.versions)
+
+
+def _record_versions(
+    conn: Connection, user_id: str, provider: str, versions: Sequence[ProviderVersion]
+) -> None:
+    """Upsert the versions in one statement: unnested arrays on Postgres; on SQLite (in
+    process, no round trips to save) one executemany of plain tuples, the cheapest there."""
+    if not versions:
+        return
+    v = provider_versions.c
+    if not is_postgres(conn):
+        tuples = [
+            (user_id, provider, x.provider_contact_id, x.contact_id.hex, x.version)
+            for x in versions
+        ]
+        conn.exec_driver_sql(
+            _SQLITE_UPSERT.format(table=quoted_table(conn, provider_versions.name)), tuples
+        )
+        return
+    rows_of = func.unnest(
+        bindparam(None, [x.provider_contact_id for x in versions], type_=ARRAY(Text)),
+        bindparam(None, [x.contact_id for x in versions], type_=ARRAY(Uuid)),
+        bindparam(None, [x.version for x in versions], type_=ARRAY(Text)),
+    )
+    rows = rows_of.table_valued("pcid", "contact_id", "version").render_derived()
+    source = select(literal(user_id, Text), literal(provider, Text), *rows.c)
+    key = [v.user_id, v.provider, v.provider_contact_id]
+    upsert = postgresql.insert(provider_versions).from_select(
+        [*key, v.contact_id, v.version], source
+    )
+    new = upsert.excluded
+    conn.execute(
+        upsert.on_conflict_do_update(
+            index_elements=key, set_={"contact_id": new.contact_id, "version": new.version}
+        )
+    )
+
+
+# Uuid on SQLite is its 32 hex digits (SQLAlchemy's storage), as contact_match_keys holds it.
+_SQLITE_UPSERT = (
+    "INSERT INTO {table} (user_id, provider, provider_contact_id, contact_id, version) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, provider, provider_contact_id) "
+    "DO UPDATE SET contact_id = excluded.contact_id, version = excluded.version"
+)
 
 
 def _update_merged(conn: Connection, merged: Sequence[ContactState], now: datetime) -> None:

@@ -2,14 +2,16 @@
 ``_write_whole``:
 
 1. lock the user's contacts (one user's pages run one at a time),
-2. read what the page already recorded and who owns its match keys,
+2. read what the page already recorded, which of its contacts are unchanged at the provider
+   since they were imported (their version, ``store.contacts.unchanged_at_provider``: skipped
+   without reading anything else), and who owns the other contacts' match keys,
 3. plan created / updated / skipped / failed (pure: ``domain.merge.plan_page_merge``),
 4. checkpoint the job: cursor, counts and lease, fenced (a lost lease stops the page here),
-5. write contacts, keys and audit rows,
+5. write contacts, keys, audit rows and the provider versions of what was merged,
 6. on the last page, save the provider's sync token for the next import of this account
    and when its listing completed (continuous sync counts from there).
 
-The statement count is fixed per page (lock, two reads, the checkpoint, up to four writes),
+The statement count is fixed per page (lock, three reads, the checkpoint, up to five writes),
 whatever the page size: no per-contact round trips.
 
 A value the database refuses (a data error: see ``data_errors``) fails only its contact: the
@@ -37,6 +39,7 @@ from contact_import.store.contacts import (
     match_keys_of,
     record_failed,
     recorded_ids,
+    unchanged_at_provider,
     write_plan,
 )
 from contact_import.store.data_errors import describe_data_error, is_data_error
@@ -118,7 +121,7 @@ def _write_whole(conn: Connection, w: _Writer) -> PageResult:
     counts = _counts(plan.counts())
     # Fence first: if the lease is gone, nothing below is written.
     cancel = _checkpoint(conn, w, counts)
-    write_plan(conn, job.user_id, job.id, plan)
+    write_plan(conn, job.user_id, job.provider, job.id, plan)
     _save_sync_token(conn, w)
     return PageResult(counts, cancel)
 
@@ -163,7 +166,7 @@ def _write_part(
     try:
         with conn.begin_nested():
             plan = _plan(conn, w, part)
-            write_plan(conn, w.page.job.user_id, w.page.job.id, plan)
+            write_plan(conn, w.page.job.user_id, w.page.job.provider, w.page.job.id, plan)
     except Exception as exc:
         if not is_data_error(exc):
             raise
@@ -178,11 +181,18 @@ def _write_part(
 
 
 def _plan(conn: Connection, w: _Writer, contacts: Sequence[Incoming]) -> PagePlan:
-    """Read what ``contacts`` match (ids this job recorded, owners of their keys), then decide
-    (pure) what to write."""
+    """Read what ``contacts`` match (ids this job recorded, those unchanged at the provider
+    since they were imported, owners of the others' keys), then decide (pure) what to write.
+
+    The unchanged ones are skipped without loading their keys or contacts: an unchanged book
+    read again costs the two reads and the audit rows.
+    """
     job = w.page.job
     recorded = recorded_ids(conn, job.id, [c.provider_contact_id for c in contacts])
-    owners, existing = load_matches(conn, job.user_id, match_keys_of(job.provider, contacts))
+    fresh = [c for c in contacts if c.provider_contact_id not in recorded]
+    unchanged = unchanged_at_provider(conn, job.user_id, job.provider, fresh)
+    to_match = [c for c in fresh if c.provider_contact_id not in unchanged]
+    owners, existing = load_matches(conn, job.user_id, match_keys_of(job.provider, to_match))
     return plan_page_merge(
         contacts,
         provider=job.provider,
@@ -190,6 +200,7 @@ def _plan(conn: Connection, w: _Writer, contacts: Sequence[Incoming]) -> PagePla
         existing=existing,
         new_id=w.new_id,
         already_recorded=recorded,
+        unchanged=unchanged,
     )
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "metadata",
     "oauth_states",
     "provider_grants",
+    "provider_versions",
     "webhook_attempts",
     "webhook_events",
 ]
@@ -243,6 +244,21 @@ imported_contacts = Table(
         "action IN ('created', 'updated', 'skipped', 'failed')",
         name="ck_imported_contacts_action",
     ),
+)
+
+# The provider's version (Google etag, Graph changeKey) of each contact as last imported, and
+# the contact it went into: a full listing skips a contact whose version is the same and whose
+# identity key still belongs to that contact (store/contacts.py ``unchanged_at_provider``).
+# No foreign key: that identity key decides, so a contact deleted or merged away here is
+# simply not matched (and its row is overwritten by the next import of the contact).
+provider_versions = Table(
+    "provider_versions",
+    metadata,
+    Column("user_id", Text, primary_key=True),
+    Column("provider", Text, primary_key=True),
+    Column("provider_contact_id", Text, primary_key=True),
+    Column("contact_id", Uuid, nullable=False),
+    Column("version", Text, nullable=False),
 )
 
 # The webhook outbox: one row per event, written in the transaction that produced it (a job's
