@@ -1,7 +1,7 @@
 """Upgrading a database that holds data keeps it: a migration that rebuilt a table on SQLite
 (Alembic's batch mode) would, with foreign keys on, cascade-delete the audit rows and null
-every job's grant when it drops the old table. Each migration since 0007 is run here over
-rows written at the revision before it, on both backends."""
+every job's grant when it drops the old table. Every migration is run here over rows
+written at the first revision (and at 0007), on both backends."""
 
 from __future__ import annotations
 
@@ -22,11 +22,12 @@ _GRANT = {
 }  # fmt: skip
 
 
+@pytest.mark.parametrize("since", ["0001", "0007_webhooks"])
 @pytest.mark.parametrize(
     "database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
 def test_upgrading_over_existing_rows_keeps_jobs_grants_and_audit_rows(
-    database: str, request: pytest.FixtureRequest
+    database: str, since: str, request: pytest.FixtureRequest
 ) -> None:
     if database == "sqlite":
         url = f"sqlite:///{request.getfixturevalue('tmp_path')}/old.db"
@@ -34,7 +35,7 @@ def test_upgrading_over_existing_rows_keeps_jobs_grants_and_audit_rows(
     else:
         engine = create_db_engine(request.getfixturevalue("pg_database_url"), schema="old_one")
     try:
-        upgrade_database(engine, revision="0007_webhooks")
+        upgrade_database(engine, revision=since)
         grant_id, job_id = uuid4(), uuid4()
         with engine.begin() as conn:
             conn.execute(
