@@ -3,29 +3,16 @@ that forgets the tokens, after the ``import.cancelled`` of the import it stopped
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-
-import pytest
+from collections.abc import Callable
 
 from contact_import.runtime import Runtime
 from contact_import.sandbox.server import RunningSandbox
 from contact_import.settings import Settings
-from tests.helpers import free_port, queue_import
-from tests.webhook_receiver import Receiver, new_secret
+from tests.helpers import queue_import
+from tests.integration.test_webhooks import SECRET, hooked, receiver
+from tests.webhook_receiver import Receiver
 
-SECRET = new_secret()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver(free_port()).running() as running:
-        yield running
-
-
-@pytest.fixture
-def hooked(settings_for: Callable[..., Settings], receiver: Receiver) -> Iterator[Runtime]:
-    with Runtime.build(settings_for(webhook_url=receiver.url, webhook_secret=SECRET)) as rt:
-        yield rt
+__all__ = ["hooked", "receiver"]  # the webhook suite's fixtures, used here
 
 
 def test_a_disconnect_sends_connection_revoked_with_whose_account_it_was(

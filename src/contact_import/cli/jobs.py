@@ -8,6 +8,7 @@ the serializer the HTTP API uses) plus ``user_id``, which an operator sees acros
 from __future__ import annotations
 
 import string
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -103,6 +104,32 @@ def _validate_statuses(statuses: list[str]) -> None:
             raise fail(message, ExitCode.USAGE)
 
 
+def _progress_and_age(job: Job, now: datetime) -> tuple[str, str]:
+    return progress_text(job), _since(job.started_at, now)
+
+
+def _attempts_and_why(job: Job, now: datetime) -> tuple[str, str]:
+    return f"{job.attempts}/{job.max_attempts}", _stuck_reason(job, now)
+
+
+def _print_jobs(
+    jobs: list[Job],
+    columns: Sequence[Column],
+    last: Callable[[Job, datetime], tuple[str, str]],
+    title: str,
+    *,
+    as_json: bool,
+) -> None:
+    """``--json``: the API's fields; else a table of id, status, provider, user and the two
+    columns ``last`` makes of each job."""
+    if as_json:
+        print_json({"jobs": [job_json(job) for job in jobs]})
+        return
+    now = datetime.now(UTC)
+    rows = [(short_id(j.id), j.status.value, j.provider, j.user_id, *last(j, now)) for j in jobs]
+    print_table(columns, rows, title=title)
+
+
 @jobs_app.command("list")
 @friendly_errors
 def list_jobs(
@@ -115,16 +142,8 @@ def list_jobs(
     _validate_statuses(status or [])
     with runtime() as rt:
         jobs = rt.jobs.list_jobs(user_id=user, statuses=status or [], limit=limit)
-    if as_json:
-        print_json({"jobs": [job_json(job) for job in jobs]})
-        return
-    now = datetime.now(UTC)
-    rows = [
-        (short_id(j.id), j.status.value, j.provider, j.user_id,
-         progress_text(j), _since(j.started_at, now))
-        for j in jobs
-    ]  # fmt: skip
-    print_table(_LIST_COLUMNS, rows, title=f"{len(jobs)} job(s), newest first")
+    title = f"{len(jobs)} job(s), newest first"
+    _print_jobs(jobs, _LIST_COLUMNS, _progress_and_age, title, as_json=as_json)
 
 
 @jobs_app.command("show")
@@ -166,17 +185,9 @@ def stuck(
     """Active jobs with an expired lease, or waiting longer than --waiting seconds."""
     with runtime() as rt:
         jobs = rt.jobs.stuck(waiting_seconds=waiting)
-    if as_json:
-        print_json({"jobs": [job_json(job) for job in jobs]})
-        return
-    now = datetime.now(UTC)
-    rows = [
-        (short_id(j.id), j.status.value, j.provider, j.user_id,
-         f"{j.attempts}/{j.max_attempts}", _stuck_reason(j, now))
-        for j in jobs
-    ]  # fmt: skip
-    print_table(_STUCK_COLUMNS, rows, title=f"{len(jobs)} stuck job(s)")
-    if jobs:
+    title = f"{len(jobs)} stuck job(s)"
+    _print_jobs(jobs, _STUCK_COLUMNS, _attempts_and_why, title, as_json=as_json)
+    if jobs and not as_json:
         print_note("expired leases are reclaimed by the next tick or worker automatically")
 
 

@@ -151,14 +151,11 @@ class JobStore:
                 notify_job(conn, row.id)
                 return Job.from_row(row), True
             existing = conn.execute(q.select_active(user_id, provider)).one()
-            if existing.cancel_requested:
-                kept = sql_update(jobs).where(jobs.c.id == existing.id, jobs.c.cancel_requested)
-                existing = (
-                    conn.execute(
-                        kept.values(cancel_requested=False).returning(*jobs.c)
-                    ).one_or_none()
-                    or conn.execute(q.select_active(user_id, provider)).one()
-                )
+            if existing.cancel_requested:  # jobs are never deleted: the row is there
+                kept = sql_update(jobs).where(jobs.c.id == existing.id)
+                existing = conn.execute(
+                    kept.values(cancel_requested=False).returning(*jobs.c)
+                ).one()
             return Job.from_row(existing), False
 
     def queue_syncs(self, interval_seconds: float) -> list[UUID]:
