@@ -125,9 +125,20 @@ def _run_through_an_outage(
     return figures
 
 
+def _wait_for_relisten(log: Path) -> None:
+    """The LISTEN connection comes back on its own backoff, which may be after the imports
+    ended (they resume on a pooled connection first): give it time, don't stop it before."""
+    deadline = time.monotonic() + 30
+    while RELISTEN not in log.read_text(errors="replace") and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+RELISTEN = "listening for new jobs again"
+
+
 def _assert_lived_through_it(log: str, *, pid: int) -> None:
     """One runner's log: it listened again, said each outage at most once, no traceback."""
-    assert "listening for new jobs again" in log, f"pid {pid} never re-LISTENed:\n{log[-3000:]}"
+    assert RELISTEN in log, f"pid {pid} never re-LISTENed:\n{log[-3000:]}"
     assert log.count("database unavailable; retrying until it is back") <= 1, log[-3000:]
     assert "Traceback" not in log, log[-3000:]
     assert "worker cannot go on" not in log, log[-3000:]
@@ -170,6 +181,8 @@ def test_two_workers_live_through_a_postgres_outage(  # noqa: PLR0917 (fixtures,
 
         _run_through_an_outage(rt, sandbox, pg_cluster, outage, all_alive)
         all_alive()  # the same two processes, never restarted
+        for n in range(len(workers)):
+            _wait_for_relisten(tmp_path / f"worker{n}.log")
         for worker in workers:
             worker.send_signal(signal.SIGTERM)
         assert [w.wait(timeout=30) for w in workers] == [0, 0]
@@ -199,6 +212,7 @@ def test_serve_lives_through_a_postgres_outage(  # noqa: PLR0917 (fixtures, para
         _run_through_an_outage(rt, sandbox, pg_cluster, outage, unhealthy_while_down)
         health = httpx.get(f"{served.base_url}/healthz", timeout=10)
         assert health.status_code == 200, health.text
+        _wait_for_relisten(served.log)
         assert served.process.poll() is None
         assert served.process.pid == pid
         code, _seconds = served.stop(timeout=30)

@@ -27,7 +27,8 @@ from contact_import.store.db import create_db_engine, upgrade_database
 from contact_import.store.schema import metadata
 from tests.helpers import assert_consistent, drain, queue_import
 
-pytestmark = pytest.mark.postgres
+# One xdist worker runs them all: the roles are the cluster's, created and dropped once.
+pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("supabase_roles")]
 
 SUPABASE_ROLES = ("anon", "authenticated")
 # What Supabase's auth.uid() reads (supabase/auth, migrations/tenant/…_update_auth_uid).
