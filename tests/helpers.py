@@ -144,13 +144,13 @@ def queue_import(
     return job
 
 
-def importer_reading(rt: Runtime, sources: SourceFor, **timing: Any) -> Importer:
-    """An importer like ``rt.importer`` but reading pages through ``sources``; ``timing``:
-    its ``clock`` and ``sleep``."""
+def importer_reading(rt: Runtime, sources: SourceFor, **options: Any) -> Importer:
+    """An importer like ``rt.importer`` but reading pages through ``sources``; ``options``:
+    its ``clock``, ``sleep`` and ``pipeline``."""
     return Importer(
         rt.engine, rt.jobs, sources, lease_seconds=rt.settings.lease_seconds,
         default_region=rt.settings.default_phone_region, grants=rt.grants, metrics=rt.metrics,
-        **timing,
+        **options,
     )  # fmt: skip
 
 
@@ -238,6 +238,16 @@ def stored_state(engine: Engine, user_id: str, job_id: UUID) -> StoredState:
         audit_actions=actions,
         duplicate_email_keys=sum(1 for n in keys.values() if n > 1),
     )
+
+
+def audit_rows(engine: Engine, job_id: UUID) -> dict[str, tuple[str, UUID | None, str | None]]:
+    """Provider id → (action, contact, detail) of every audit row of one job."""
+    ic = imported_contacts.c
+    stmt = select(ic.provider_contact_id, ic.action, ic.contact_id, ic.detail).where(
+        ic.import_job_id == job_id
+    )
+    with engine.connect() as conn:
+        return {row[0]: (row[1], row[2], row[3]) for row in conn.execute(stmt)}
 
 
 def assert_consistent(engine: Engine, job: Job, book_size: int) -> StoredState:

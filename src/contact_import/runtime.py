@@ -76,6 +76,7 @@ class Runtime:
             lease_seconds=settings.lease_seconds,
             default_region=settings.default_phone_region,
             metrics=metrics,
+            pipeline=settings.pipeline_pages,
         )
         connections = Connections(
             settings=settings, engine=engine, http=http, cipher=cipher, grants=grants, jobs=jobs,

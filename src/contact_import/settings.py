@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=5, ge=1)
     page_size: int = Field(default=1000, ge=1, le=1000)
+    # Fetch page N+1 from the provider while page N is written (runner/importer.py).
+    pipeline_pages: bool = True
     tick_budget_seconds: float = Field(default=8.0, gt=0)
     # A tick runs TICK_CONCURRENCY imports at once, each freed slot claiming the next job while
     # the budget fits another page, up to TICK_MAX_JOBS jobs claimed in all.

@@ -22,8 +22,8 @@ from contact_import.sandbox.graph import graph_contact_id
 from contact_import.sandbox.server import RunningSandbox
 from contact_import.settings import Settings
 from contact_import.store.jobs import Job
-from contact_import.store.schema import contact_match_keys, contacts, imported_contacts
-from tests.helpers import assert_consistent, drain
+from contact_import.store.schema import contact_match_keys, contacts
+from tests.helpers import assert_consistent, audit_rows, drain
 
 SIZE, SEED, EVERY = 1000, 29, 9
 KINDS = [
@@ -59,14 +59,7 @@ def queue(
 
 
 def audit(rt: Runtime, job: Job) -> dict[str, tuple[str, UUID | None, str | None]]:
-    ic = imported_contacts.c
-    with rt.engine.connect() as conn:
-        rows = conn.execute(
-            select(ic.provider_contact_id, ic.action, ic.contact_id, ic.detail).where(
-                ic.import_job_id == job.id
-            )
-        )
-        return {row[0]: (row[1], row[2], row[3]) for row in rows}
+    return audit_rows(rt.engine, job.id)
 
 
 def stored_contacts(rt: Runtime, user: str) -> dict[UUID, Any]:

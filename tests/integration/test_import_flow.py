@@ -119,8 +119,10 @@ def test_ticks_with_a_small_budget_finish_a_large_import(
     budget, page = 0.4, 0.1  # seconds: three pages fit a tick, a fourth would overrun it
     clock = FakeTime()
     with Runtime.build(settings_for(page_size=500)) as rt:
+        # The fake clock charges a page's time to its fetch: pages one after another, or the
+        # fetch of page N+1, ahead, would be charged while page N is written.
         importer = importer_reading(
-            rt, before_each_page(lambda: clock.advance(page), rt.importer._sources)
+            rt, before_each_page(lambda: clock.advance(page), rt.importer._sources), pipeline=False
         )
         job = queue_import(rt, sandbox, "frank", size=6000)
         ticks: list[TickSummary] = []

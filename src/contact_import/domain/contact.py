@@ -33,6 +33,7 @@ __all__ = [
     "RejectedContact",
     "StandInIds",
     "email_key",
+    "looked_up_as_sent",
     "normalize_contact",
     "phone_key",
     "unidentified_contact",
@@ -197,6 +198,14 @@ def normalize_contact(
         deleted=contact.deleted,
         version=contact.version,
     )
+
+
+def looked_up_as_sent(contact: IncomingContact) -> bool:
+    """Whether ``contact`` can be looked up by its provider id before it is normalized: the id
+    is what normalizing keeps (plain printable text within the limit) and nothing is wrong
+    with it. A contact unchanged at the provider is then skipped without being normalized."""
+    pcid = contact.provider_contact_id
+    return contact.problem is None and 0 < len(pcid) <= MAX_ID_LENGTH and pcid.isprintable()
 
 
 class StandInIds:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from uuid import UUID
 
-from contact_import.domain.contact import NormalizedContact, RejectedContact
+from contact_import.domain.contact import IncomingContact, NormalizedContact, RejectedContact
 
 __all__ = [
     "Action",
@@ -107,7 +107,7 @@ class PagePlan:
 
 
 def plan_page_merge(
-    incoming: Sequence[NormalizedContact | RejectedContact],
+    incoming: Sequence[NormalizedContact | RejectedContact | IncomingContact],
     *,
     provider: str,
     owners: Mapping[str, UUID],
@@ -123,7 +123,8 @@ def plan_page_merge(
     the same job) and a repeat inside the page are dropped: no outcome, counted once.
     ``unchanged``: contact ids whose provider version is the one recorded with the contact
     they went into (the store checked that contact still carries their identity) → that
-    contact; each is ``skipped`` as it is, its keys need not be among ``owners``.
+    contact; each is ``skipped`` as it is, its keys need not be among ``owners``, and it may
+    still be the ``IncomingContact`` the provider sent (every other contact is normalized).
     Inputs are not mutated.
     """
     planner = _Planner(provider, owners, existing, new_id)
@@ -136,6 +137,8 @@ def plan_page_merge(
         seen.add(pcid)
         if pcid in unchanged:
             planner.record(pcid, Action.SKIPPED, unchanged[pcid], UNCHANGED_DETAIL)
+        elif isinstance(contact, IncomingContact):
+            raise ValueError(f"contact {pcid!r} was not normalized")
         else:
             planner.add(contact)
     return planner.plan()
@@ -155,7 +158,7 @@ class _Planner:
         self._new_id = new_id
         self._touched: dict[UUID, ContactState] = {}
         self._owned: set[UUID] = set()  # created here, or copied before we changed them
-        self._created: list[UUID] = []
+        self._created: dict[UUID, None] = {}  # in order; a dict for O(1) membership
         self._changed: dict[UUID, None] = {}
         self._new_keys: dict[str, UUID] = {}
         self._outcomes: list[ContactOutcome] = []
@@ -178,7 +181,7 @@ class _Planner:
             target = ContactState(id=self._new_id(), display_name="")
             self._touched[target.id] = target
             self._owned.add(target.id)
-            self._created.append(target.id)
+            self._created[target.id] = None
             self._absorb(target, contact)
             self.record(contact.provider_contact_id, Action.CREATED, target.id)
             self._version(contact, target.id)

@@ -1,4 +1,12 @@
-"""Run one claimed job, page by page, until it completes, fails, or must yield."""
+"""Run one claimed job, page by page, until it completes, fails, or must yield.
+
+Pages are pipelined: while page N's transaction runs on the database, page N+1 is fetched,
+parsed and normalized on a helper thread (``runner.listing``). Only the fetch moves: page
+N+1 is matched, planned and written after page N committed, in its own transaction, behind
+the same lease fence, so a page fetched ahead of a lost lease, a cancel, a shutdown or a spent
+budget is simply dropped (fetching writes nothing). Matching cannot move ahead: it reads the
+key owners page N writes.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +17,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import NamedTuple, Protocol
 
 from sqlalchemy import Engine
 
-from contact_import.domain.contact import normalize_contact
 from contact_import.domain.job import JobStatus, decide_retry
 from contact_import.errors import (
-    AccessTokenExpired,
     ContactImportError,
-    CursorExpired,
     DatabaseUnavailable,
     LeaseLost,
     RateLimited,
@@ -26,19 +30,18 @@ from contact_import.errors import (
 )
 from contact_import.failures import FailureReason, failure_reason
 from contact_import.metrics import Metrics
-from contact_import.providers.base import ContactPage, ContactSource
+from contact_import.providers.base import ContactPage
+from contact_import.runner.listing import Listing, PageAhead, SourceFor, mostly_skipped
 from contact_import.runner.settlements import PendingSettlements, Settlement
 from contact_import.store.db_errors import as_store_error
 from contact_import.store.grants import GrantStore
 from contact_import.store.jobs import Job, JobStore, Lease, PageCounts
-from contact_import.store.page import Incoming, PageResult, PageWrite, write_page
+from contact_import.store.page import Listed, PageResult, PageWrite, write_page
 
-__all__ = ["ImportBudget", "Importer", "Outcome"]
+__all__ = ["ImportBudget", "Importer", "Outcome", "SourceFor"]
 
 log = logging.getLogger("contact_import.importer")
 
-# Listings restarted from the top in one run (expired cursors) before giving up for now.
-_MAX_RESTARTS = 2
 # A job interrupted by a database outage is runnable again this long after the failure: soon,
 # but not in a tight loop if the "outage" is this job's own statement killing its connection.
 OUTAGE_RELEASE_DELAY = 1.0
@@ -76,51 +79,16 @@ class ImportBudget:
     ) -> ImportBudget:
         return cls(None if seconds is None else clock() + seconds, clock)
 
-    def can_start_page(self) -> bool:
+    def can_start_page(self, pages: int = 1) -> bool:
+        """Whether ``pages`` more pages (as slow as the estimate) fit before the deadline."""
         if self.deadline is None:
             return True
-        return self.deadline - self.clock() > self.page_estimate
+        return self.deadline - self.clock() > pages * self.page_estimate
 
     def record_page(self, seconds: float) -> None:
         with self._lock:
             self.page_estimate = max(seconds, self.page_estimate * 0.8)
             self.longest_page = max(self.longest_page, seconds)
-
-
-class SourceFor(Protocol):
-    """Builds the provider client of a job (see runner/sources.py)."""
-
-    def __call__(
-        self,
-        job: Job,
-        *,
-        sleep: Callable[[float], None],
-        refresh: bool = False,
-        incremental: bool = True,
-    ) -> ContactSource: ...
-
-
-class _Listing:
-    """The job's provider listing: its client, rebuilt after a token refresh or a restart."""
-
-    def __init__(self, sources: SourceFor, job: Job, sleep: Callable[[float], None]) -> None:
-        self._sources, self._job, self._sleep = sources, job, sleep
-        self.source = sources(job, sleep=sleep)
-        self.refreshed = False  # one refresh per page: a second 401 is a real error
-        self.restarts = 0
-
-    def refresh(self) -> None:
-        self.source = self._sources(self._job, sleep=self._sleep, refresh=True)
-        self.refreshed = True
-
-    def restart_full(self) -> None:
-        self.source = self._sources(self._job, sleep=self._sleep, incremental=False)
-        self.restarts += 1
-
-
-class _Fetched(NamedTuple):
-    page: ContactPage
-    incoming: list[Incoming]
 
 
 @dataclass
@@ -169,9 +137,12 @@ class Importer:
         jitter: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        pipeline: bool = True,
     ) -> None:
-        """``clock`` and ``sleep`` pace the provider's retry waits (tests pass a fake pair)."""
+        """``clock`` and ``sleep`` pace the provider's retry waits (tests pass a fake pair);
+        ``pipeline`` False fetches each page only after the one before it is written."""
         self._engine = engine
+        self._pipeline = pipeline
         self._clock, self._sleep = clock, sleep
         self._jobs = jobs
         self._sources = sources
@@ -213,50 +184,43 @@ class Importer:
         stop: threading.Event,
         progress: _Progress,
     ) -> Outcome:
-        listing = _Listing(self._sources, job, self._lease_keeping_sleep(lease, stop.is_set))
+        abandon = threading.Event()  # set when this run ends: a page fetched ahead is dropped
+        sleep = self._lease_keeping_sleep(lease, lambda: stop.is_set() or abandon.is_set())
+        listing = Listing(self._sources, job, sleep, grants=self._grants, region=self._region)
         cursor = job.page_cursor
-        while True:
-            if stop.is_set() or not budget.can_start_page():
-                return self._yield(lease)
-            started = budget.clock()
-            page, incoming = self._fetch(listing, job, cursor)
-            result = self._store(job, page, incoming)
-            progress.add(result.counts)
-            budget.record_page(budget.clock() - started)
-            if page.next_cursor is None:
-                return Outcome.COMPLETED
-            if result.cancel_requested:
-                cancel = Settlement(lease, JobStatus.CANCELLED, error="cancelled by the user")
-                return self._settle(cancel, Outcome.CANCELLED, {"job_id": str(job.id)})
-            cursor = page.next_cursor
+        ahead: PageAhead | None = None
+        defer = False  # hand the next page over as listed (runner.listing.mostly_skipped)
+        try:
+            while True:
+                if stop.is_set() or not budget.can_start_page():
+                    return self._yield(lease)
+                started = budget.clock()
+                fetched = ahead.result() if ahead else listing.fetch(cursor, defer)
+                page, ahead = fetched.page, None
+                if page.next_cursor is not None and self._fetches_ahead(budget, stop):
+                    ahead = listing.fetch_ahead(page.next_cursor, defer)
+                result = self._store(job, page, fetched.incoming)
+                progress.add(result.counts)
+                defer = mostly_skipped(result.counts, len(fetched.incoming))
+                budget.record_page(budget.clock() - started)
+                if page.next_cursor is None:
+                    return Outcome.COMPLETED
+                if result.cancel_requested:
+                    cancel = Settlement(lease, JobStatus.CANCELLED, error="cancelled by the user")
+                    return self._settle(cancel, Outcome.CANCELLED, {"job_id": str(job.id)})
+                cursor = page.next_cursor
+        finally:
+            abandon.set()
 
-    def _fetch(self, listing: _Listing, job: Job, cursor: str | None) -> _Fetched:
-        """The page at ``cursor``, normalized; refreshes the access token once after a 401,
-        and lists from the top when the provider no longer accepts the cursor."""
-        while True:
-            try:
-                page = listing.source.fetch_page(cursor)
-            except AccessTokenExpired:
-                if listing.refreshed:
-                    raise
-                log.info("access token refused; refreshing it", extra={"job_id": str(job.id)})
-                listing.refresh()
-                continue
-            except CursorExpired:
-                if listing.restarts >= _MAX_RESTARTS:
-                    raise
-                log.info("cursor expired; listing from the top", extra={"job_id": str(job.id)})
-                if job.grant_id is not None:
-                    self._grants.clear_sync_token(job.grant_id)
-                listing.restart_full()
-                cursor = None  # contacts this job already recorded are not counted again
-                continue
-            listing.refreshed = False
-            return _Fetched(page, [normalize_contact(c, self._region) for c in page.contacts])
+    def _fetches_ahead(self, budget: ImportBudget, stop: threading.Event) -> bool:
+        """Fetch the next page while this one is written, unless the run will stop first."""
+        return self._pipeline and not stop.is_set() and budget.can_start_page(pages=2)
 
-    def _store(self, job: Job, page: ContactPage, incoming: list[Incoming]) -> PageResult:
+    def _store(self, job: Job, page: ContactPage, incoming: list[Listed]) -> PageResult:
         """Write the page in ONE transaction (``store.page``) and count it."""
-        stored = PageWrite(job, incoming, page.next_cursor, page.total, page.sync_token)
+        stored = PageWrite(
+            job, incoming, page.next_cursor, page.total, page.sync_token, self._region
+        )
         result = write_page(
             self._engine,
             self._grants,

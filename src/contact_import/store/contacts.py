@@ -34,7 +34,7 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from contact_import.domain.contact import NormalizedContact, RejectedContact
+from contact_import.domain.contact import IncomingContact, NormalizedContact, RejectedContact
 from contact_import.domain.merge import (
     Action,
     ContactState,
@@ -98,17 +98,23 @@ def recorded_ids(conn: Connection, job_id: UUID, pcids: list[str]) -> set[str]:
 
 
 def unchanged_at_provider(
-    conn: Connection, user_id: str, provider: str, incoming: Iterable[Incoming]
+    conn: Connection,
+    user_id: str,
+    provider: str,
+    incoming: Iterable[Incoming | IncomingContact],
 ) -> dict[str, UUID]:
     """The contacts whose provider version is the one recorded when they were last imported,
     into a contact that still owns their identity key: provider id → that contact.
 
     A contact deleted here, or merged into another, no longer owns the key, so it is not
     listed. The first copy of a contact repeated in the page decides (as the planner does).
+    An ``IncomingContact`` (not normalized yet) must pass ``looked_up_as_sent``.
     """
     versions: dict[str, str | None] = {}
     for contact in incoming:
-        if isinstance(contact, NormalizedContact) and not contact.deleted:
+        if isinstance(contact, RejectedContact):
+            versions.setdefault(contact.provider_contact_id, None)
+        elif not contact.deleted:
             versions.setdefault(contact.provider_contact_id, contact.version)
     pcids = sorted(pcid for pcid, version in versions.items() if version is not None)
     if not pcids:

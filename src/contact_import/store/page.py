@@ -31,6 +31,7 @@ from uuid import UUID, uuid4
 
 from sqlalchemy import Connection, Engine
 
+from contact_import.domain.contact import IncomingContact, looked_up_as_sent, normalize_contact
 from contact_import.domain.merge import Action, PagePlan, plan_page_merge
 from contact_import.store.contacts import (
     Incoming,
@@ -46,7 +47,11 @@ from contact_import.store.data_errors import describe_data_error, is_data_error
 from contact_import.store.grants import GrantStore
 from contact_import.store.jobs import Checkpoint, Job, PageCounts, checkpoint
 
-__all__ = ["Incoming", "PageResult", "PageWrite", "write_page"]
+__all__ = ["Incoming", "Listed", "PageResult", "PageWrite", "write_page"]
+
+# A contact of a page as the importer hands it over: normalized already, or still as the
+# provider sent it, to be normalized here only if it is not unchanged at the provider.
+Listed = Incoming | IncomingContact
 
 log = logging.getLogger("contact_import.store")
 
@@ -56,14 +61,16 @@ class PageWrite:
     """One page of a claimed job to store, and where its listing goes next.
 
     ``next_cursor`` None: the last page (the job completes with it); ``sync_token``: what the
-    provider handed out for the next incremental import, saved with the last page.
+    provider handed out for the next incremental import, saved with the last page. A contact
+    still as listed (``IncomingContact``) is normalized with ``default_region`` when needed.
     """
 
     job: Job
-    contacts: Sequence[Incoming]
+    contacts: Sequence[Listed]
     next_cursor: str | None
     provider_total: int | None = None
     sync_token: str | None = None
+    default_region: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +139,12 @@ def _write_isolating(conn: Connection, w: _Writer) -> PageResult:
     lock_user(conn, job.user_id)
     refused: dict[str, str] = {}
     actions: Counter[Action] = Counter()
-    _write_part(conn, w, list(w.page.contacts), refused, actions)
+    region = w.page.default_region
+    contacts: list[Listed] = [
+        normalize_contact(c, region) if isinstance(c, IncomingContact) else c
+        for c in w.page.contacts
+    ]  # the refused are named by their normalized ids (a stand-in for an unstorable one)
+    _write_part(conn, w, contacts, refused, actions)
     record_failed(conn, job.id, refused)
     actions[Action.FAILED] += len(refused)
     log.warning(
@@ -151,7 +163,7 @@ def _write_isolating(conn: Connection, w: _Writer) -> PageResult:
 def _write_part(
     conn: Connection,
     w: _Writer,
-    part: list[Incoming],
+    part: list[Listed],
     refused: dict[str, str],
     actions: Counter[Action],
 ) -> None:
@@ -180,21 +192,40 @@ def _write_part(
     actions.update(plan.counts())
 
 
-def _plan(conn: Connection, w: _Writer, contacts: Sequence[Incoming]) -> PagePlan:
-    """Read what ``contacts`` match (ids this job recorded, those unchanged at the provider
+def _plan(conn: Connection, w: _Writer, listed: Sequence[Listed]) -> PagePlan:
+    """Read what the contacts match (ids this job recorded, those unchanged at the provider
     since they were imported, owners of the others' keys), then decide (pure) what to write.
 
-    The unchanged ones are skipped without loading their keys or contacts: an unchanged book
-    read again costs the two reads and the audit rows.
+    The unchanged ones are skipped without normalizing them (when they came as listed) or
+    loading their keys or contacts: an unchanged book read again costs two reads and the
+    audit rows.
     """
-    job = w.page.job
+    job, region = w.page.job, w.page.default_region
+    contacts = [
+        normalize_contact(c, region)
+        if isinstance(c, IncomingContact) and not looked_up_as_sent(c)
+        else c
+        for c in listed
+    ]
     recorded = recorded_ids(conn, job.id, [c.provider_contact_id for c in contacts])
     fresh = [c for c in contacts if c.provider_contact_id not in recorded]
     unchanged = unchanged_at_provider(conn, job.user_id, job.provider, fresh)
-    to_match = [c for c in fresh if c.provider_contact_id not in unchanged]
+    planned = [
+        normalize_contact(c, region)
+        if isinstance(c, IncomingContact) and c.provider_contact_id not in unchanged
+        else c
+        for c in contacts
+    ]
+    to_match = [
+        c
+        for c in planned
+        if not isinstance(c, IncomingContact)
+        and c.provider_contact_id not in recorded
+        and c.provider_contact_id not in unchanged
+    ]
     owners, existing = load_matches(conn, job.user_id, match_keys_of(job.provider, to_match))
     return plan_page_merge(
-        contacts,
+        planned,
         provider=job.provider,
         owners=owners,
         existing=existing,
