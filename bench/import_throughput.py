@@ -86,13 +86,14 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
-def _settings(db_url: str, api_url: str) -> Settings:
+def _settings(db_url: str, api_url: str, *, pipeline: bool = True) -> Settings:
     return Settings(
         contact_import_env="development",
         database_url=db_url,
         google_people_api_url=api_url,
         page_size=PAGE_SIZE,
         worker_concurrency=1,
+        pipeline_pages=pipeline,
     )
 
 
@@ -178,9 +179,10 @@ def child_import(argv: list[str]) -> None:
     parser.add_argument("--user", required=True)
     parser.add_argument("--expect", type=int, required=True)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--no-pipeline", action="store_true")
     args = parser.parse_args(argv)
 
-    with Runtime.build(_settings(args.db, args.api)) as rt:
+    with Runtime.build(_settings(args.db, args.api, pipeline=not args.no_pipeline)) as rt:
         timer = _SqlTimer(rt.engine)
         grant_id = rt.grants.create(args.user, "google", access_token=args.token)
         # A full listing every time: the re-import measured here is the whole book again
@@ -536,6 +538,17 @@ def main(argv: list[str]) -> None:
         action="store_true",
         help="only run a first import, then a re-import of the same book under cProfile",
     )
+    parser.add_argument(
+        "--compare-sequential",
+        action="store_true",
+        help="also run the first import and the re-import (of another user, same database) "
+        "with PIPELINE_PAGES off, and print pipelined / one page after another",
+    )
+    parser.add_argument(
+        "--no-pipeline",
+        action="store_true",
+        help="with --profile: profile the importer fetching each page after the one before",
+    )
     parser.add_argument("--json", action="store_true", help="also print a JSON summary")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the bench database")
     args = parser.parse_args(argv)
@@ -552,9 +565,10 @@ def main(argv: list[str]) -> None:
             if args.profile_reimport:
                 run_child("_run-import", _import_args(db, sandbox, big, "bench-profile", n))
                 what = "re-import"
+            flags = ["--profile", *(["--no-pipeline"] if args.no_pipeline else [])]
             result = run_child(
                 "_run-import",
-                [*_import_args(db, sandbox, big, "bench-profile", n), "--profile"],
+                [*_import_args(db, sandbox, big, "bench-profile", n), *flags],
                 echo_text=True,
             )
             print(
@@ -577,6 +591,10 @@ def main(argv: list[str]) -> None:
         runs["first"] = run_child("_run-import", _import_args(db, sandbox, big, "bench-a", n))
         runs["ceiling"] = copy_ceiling(db, user="bench-a", job_id=runs["first"]["job_id"])
         runs["reimport"] = run_child("_run-import", _import_args(db, sandbox, big, "bench-a", n))
+        if args.compare_sequential:
+            seq = [*_import_args(db, sandbox, big, "bench-seq", n), "--no-pipeline"]
+            runs["first_seq"] = run_child("_run-import", seq)
+            runs["reimport_seq"] = run_child("_run-import", seq)
         if not args.skip_naive:
             if not args.naive_no_index:
                 create_naive_index(db)
@@ -624,6 +642,9 @@ def report(runs: dict[str, dict[str, Any]], n: int, as_json: bool) -> None:
         (f"re-import, same book ({n})", again),
         (f"first import, small ({SMALL_BOOK})", small),
     ]
+    if "first_seq" in runs:
+        rows.append((f"first, sequential pages ({n})", runs["first_seq"]))
+        rows.append((f"re-import, sequential ({n})", runs["reimport_seq"]))
     if naive is not None:
         rows.append((f"naive baseline ({naive['contacts']})", naive))
     for label, r in rows:
@@ -662,6 +683,13 @@ def report(runs: dict[str, dict[str, Any]], n: int, as_json: bool) -> None:
     else:
         print("naive baseline  skipped (--skip-naive)")
     summary |= _report_limits(first, again, runs["ceiling"], n)
+    if "first_seq" in runs:
+        gain = first["rate"] / runs["first_seq"]["rate"]
+        regain = again["rate"] / runs["reimport_seq"]["rate"]
+        summary |= {"pipelined_vs_sequential": round(gain, 2),
+                    "reimport_pipelined_vs_sequential": round(regain, 2)}  # fmt: skip
+        print(f"pipelined/seq.  {gain:>10.2f}x            (re-import: {regain:.2f}x; the same "
+              f"book, pages fetched ahead or one after another)")  # fmt: skip
     print(f"peak RSS        {small['peak_rss_mb']:.1f} MB at {SMALL_BOOK}, "
           f"{first['peak_rss_mb']:.1f} MB at {n}: {rss_ratio:.2f}x   target <= "
           f"{TARGET_RSS_RATIO}x: {_met(rss_ratio <= TARGET_RSS_RATIO)}")  # fmt: skip
