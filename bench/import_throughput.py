@@ -374,10 +374,10 @@ class Sandbox:
     url: str
     process: subprocess.Popen[bytes]
 
-    def add_account(self, size: int, seed: int = 1) -> str:
-        r = httpx.post(
-            f"{self.url}/_sandbox/accounts", json={"size": size, "seed": seed}, timeout=30
-        )
+    def add_account(self, size: int, seed: int = 1, latency_ms: int = 0) -> str:
+        """A book of ``size``; ``latency_ms``: added before every answer (a remote provider)."""
+        spec = {"size": size, "seed": seed, "faults": {"latency_ms": latency_ms}}
+        r = httpx.post(f"{self.url}/_sandbox/accounts", json=spec, timeout=30)
         r.raise_for_status()
         return str(r.json()["access_token"])
 
@@ -549,6 +549,13 @@ def main(argv: list[str]) -> None:
         action="store_true",
         help="with --profile: profile the importer fetching each page after the one before",
     )
+    parser.add_argument(
+        "--provider-latency-ms",
+        type=int,
+        default=0,
+        help="the sandbox waits this long before answering each page of the big book, as a "
+        "provider across the internet does (default 0: loopback, no wait)",
+    )
     parser.add_argument("--json", action="store_true", help="also print a JSON summary")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the bench database")
     args = parser.parse_args(argv)
@@ -556,10 +563,11 @@ def main(argv: list[str]) -> None:
     naive_n = min(args.naive_contacts or NAIVE_DEFAULT, n)
 
     with bench_database(args.pg, keep=args.keep_db) as db, running_sandbox() as sandbox:
-        big = sandbox.add_account(n, seed=1)
+        big = sandbox.add_account(n, seed=1, latency_ms=args.provider_latency_ms)
         warm_s = sandbox.warm(big, all_pages=args.warm == "all")
         print(f"sandbox {sandbox.url} (pid {sandbox.process.pid}); {n}-contact book warmed "
-              f"({args.warm}) in {warm_s:.1f} s; database {make_url(db).database}")  # fmt: skip
+              f"({args.warm}) in {warm_s:.1f} s; database {make_url(db).database}; provider "
+              f"latency {args.provider_latency_ms} ms a page")  # fmt: skip
         if args.profile or args.profile_reimport:
             what = "first import"
             if args.profile_reimport:

@@ -22,7 +22,6 @@ from sqlalchemy import (
     Text,
     Uuid,
     and_,
-    any_,
     bindparam,
     func,
     insert,
@@ -32,7 +31,6 @@ from sqlalchemy import (
 )
 from sqlalchemy import update as sql_update
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import ARRAY
 
 from contact_import.domain.contact import IncomingContact, NormalizedContact, RejectedContact
 from contact_import.domain.merge import (
@@ -45,6 +43,7 @@ from contact_import.domain.merge import (
     phone_match_key,
 )
 from contact_import.store.db import dumps_json, is_postgres
+from contact_import.store.json_params import json_rows, json_texts, values_in
 from contact_import.store.namespace import lock_seed, qualified, quoted_table
 from contact_import.store.schema import (
     contact_match_keys,
@@ -89,12 +88,33 @@ def lock_user(conn: Connection, user_id: str) -> None:
 
 
 def recorded_ids(conn: Connection, job_id: UUID, pcids: list[str]) -> set[str]:
-    """Provider ids this job already recorded: a page seen twice is not counted twice."""
+    """Provider ids this job already recorded: a page seen twice is not counted twice.
+
+    On Postgres each id is one probe of the primary key (a LATERAL join with a LIMIT): with
+    ``IN``/``= ANY`` the planner scanned all the job's rows so far on every page, so a long
+    import grew quadratic in its length.
+    """
     if not pcids:
         return set()
-    col = imported_contacts.c.provider_contact_id
-    stmt = select(col).where(imported_contacts.c.import_job_id == job_id, _in(col, pcids, conn))
-    return set(conn.execute(stmt).scalars())
+    ic = imported_contacts.c
+    if not is_postgres(conn):
+        return set(
+            conn.execute(
+                select(ic.provider_contact_id).where(
+                    ic.import_job_id == job_id, ic.provider_contact_id.in_(pcids)
+                )
+            ).scalars()
+        )
+    ids = json_texts(pcids, "pcid")
+    one = (
+        select(ic.provider_contact_id)
+        .where(ic.import_job_id == job_id, ic.provider_contact_id == ids.c.pcid)
+        .limit(1)
+        .lateral()
+    )
+    return set(
+        conn.execute(select(one.c.provider_contact_id).select_from(ids).join(one, true())).scalars()
+    )
 
 
 def unchanged_at_provider(
@@ -142,9 +162,7 @@ def _versions_of(conn: Connection, user_id: str, provider: str, pcids: list[str]
             .join(contact_match_keys, owned)
             .where(mine, v.provider_contact_id.in_(pcids))
         )
-    ids = (
-        func.unnest(bindparam(None, pcids, type_=ARRAY(Text))).table_valued("pcid").render_derived()
-    )
+    ids = json_texts(pcids, "pcid")
     one = (
         select(v.version, v.contact_id)
         .join(contact_match_keys, owned)
@@ -230,12 +248,10 @@ def _record_versions(
             _SQLITE_UPSERT.format(table=quoted_table(conn, provider_versions.name)), tuples
         )
         return
-    rows_of = func.unnest(
-        bindparam(None, [x.provider_contact_id for x in versions], type_=ARRAY(Text)),
-        bindparam(None, [x.contact_id for x in versions], type_=ARRAY(Uuid)),
-        bindparam(None, [x.version for x in versions], type_=ARRAY(Text)),
-    )
-    rows = rows_of.table_valued("pcid", "contact_id", "version").render_derived()
+    rows = json_rows(
+        [(x.provider_contact_id, x.contact_id, x.version) for x in versions],
+        [("pcid", Text()), ("contact_id", Uuid()), ("version", Text())],
+    ).subquery()
     source = select(literal(user_id, Text), literal(provider, Text), *rows.c)
     key = [v.user_id, v.provider, v.provider_contact_id]
     upsert = postgresql.insert(provider_versions).from_select(
@@ -285,9 +301,9 @@ def record_failed(conn: Connection, job_id: UUID, reasons: Mapping[str, str]) ->
 
 
 def _in(column: ColumnElement[Any], values: Sequence[Any], conn: Connection) -> ColumnElement[bool]:
-    # One array parameter on Postgres instead of thousands of placeholders.
+    # One JSON parameter on Postgres instead of thousands of placeholders (``json_params``).
     if is_postgres(conn):
-        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+        return column.in_(values_in(values, column.type))
     return column.in_(values)
 
 
