@@ -87,14 +87,17 @@ def _peak_rss_mb() -> float:
 
 
 def _settings(db_url: str, api_url: str, *, pipeline: bool = True) -> Settings:
-    return Settings(
-        contact_import_env="development",
-        database_url=db_url,
-        google_people_api_url=api_url,
-        page_size=PAGE_SIZE,
-        worker_concurrency=1,
-        pipeline_pages=pipeline,
-    )
+    values: dict[str, Any] = {
+        "contact_import_env": "development",
+        "database_url": db_url,
+        "google_people_api_url": api_url,
+        "page_size": PAGE_SIZE,
+        "worker_concurrency": 1,
+    }
+    if not pipeline:  # only when off: the script then also runs against a checkout from
+        # before the setting (PYTHONPATH=<checkout>/src), for a before/after in one sitting
+        values["pipeline_pages"] = False
+    return Settings(**values)
 
 
 def _current_rss_mb() -> float:
@@ -556,12 +559,21 @@ def main(argv: list[str]) -> None:
         help="the sandbox waits this long before answering each page of the big book, as a "
         "provider across the internet does (default 0: loopback, no wait)",
     )
+    parser.add_argument(
+        "--sqlite",
+        action="store_true",
+        help="import into a new SQLite file instead (the embedded default): first import and "
+        "re-import, pipelined and one page after another; no ceiling or naive baseline",
+    )
     parser.add_argument("--json", action="store_true", help="also print a JSON summary")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the bench database")
     args = parser.parse_args(argv)
     n = args.contacts
     naive_n = min(args.naive_contacts or NAIVE_DEFAULT, n)
 
+    if args.sqlite:
+        sqlite_runs(n, args.provider_latency_ms, sequential=args.compare_sequential)
+        return
     with bench_database(args.pg, keep=args.keep_db) as db, running_sandbox() as sandbox:
         big = sandbox.add_account(n, seed=1, latency_ms=args.provider_latency_ms)
         warm_s = sandbox.warm(big, all_pages=args.warm == "all")
@@ -613,6 +625,45 @@ def main(argv: list[str]) -> None:
             )  # fmt: skip
 
     report(runs, n, args.json)
+
+
+def sqlite_runs(n: int, latency_ms: int, *, sequential: bool) -> None:
+    """First import and re-import into a new SQLite file (``sequential``: also with
+    ``PIPELINE_PAGES`` off, same run)."""
+    with tempfile.TemporaryDirectory() as folder, running_sandbox() as sandbox:
+        db = f"sqlite:///{folder}/bench.db"
+        engine = create_db_engine(db)
+        try:
+            upgrade_database(engine)
+        finally:
+            engine.dispose()
+        big = sandbox.add_account(n, seed=1, latency_ms=latency_ms)
+        sandbox.warm(big, all_pages=True)
+        print(f"SQLite {db}; sandbox {sandbox.url}; {n} contacts; provider latency "
+              f"{latency_ms} ms a page")  # fmt: skip
+        runs = {}
+        plan: list[tuple[str, str, list[str]]] = [
+            ("first import", "bench-a", []),
+            ("re-import", "bench-a", []),
+        ]
+        if sequential:
+            plan += [
+                ("first, sequential pages", "bench-s", ["--no-pipeline"]),
+                ("re-import, sequential", "bench-s", ["--no-pipeline"]),
+            ]
+        for label, user, flags in plan:
+            runs[label] = run_child(
+                "_run-import", [*_import_args(db, sandbox, big, user, n), *flags]
+            )
+            r = runs[label]
+            print(f"{label:<26}{r['contacts']:>9}{r['seconds']:>9.2f}{r['rate']:>12.0f}/s   "
+                  f"{r['created']}/{r['updated']}/{r['skipped']}/{r['failed']}")  # fmt: skip
+    first, again = runs["first import"], runs["re-import"]
+    print(f"re-import/first {again['rate'] / first['rate']:.2f}x")
+    if sequential:
+        seq_first, seq_again = runs["first, sequential pages"], runs["re-import, sequential"]
+        print(f"pipelined/sequential: first {first['rate'] / seq_first['rate']:.2f}x, "
+              f"re-import {again['rate'] / seq_again['rate']:.2f}x")  # fmt: skip
 
 
 def _report_limits(

@@ -11,6 +11,7 @@ owns the database, not as a superuser (a superuser would bypass RLS and prove no
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -67,7 +68,19 @@ def supabase_roles(pg_admin: str) -> Iterator[None]:
                 pass
     yield
     if created:
-        _admin(pg_admin, f"DROP ROLE IF EXISTS {', '.join(created)}")
+        _drop_roles(pg_admin, created)
+
+
+def _drop_roles(pg_admin: str, roles: list[str]) -> None:
+    """Drop the roles; a project database still being dropped holds them a moment longer."""
+    for attempt in range(20):
+        try:
+            _admin(pg_admin, f"DROP ROLE IF EXISTS {', '.join(roles)}")
+            return
+        except psycopg.errors.DependentObjectsStillExist:
+            if attempt == 19:
+                raise
+            time.sleep(0.5)
 
 
 @dataclass(frozen=True)

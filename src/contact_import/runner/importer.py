@@ -158,15 +158,28 @@ class Importer:
         """Retry the settlements that met an outage; raises DatabaseUnavailable if it lasts."""
         return self.pending.retry()
 
-    def run(self, job: Job, budget: ImportBudget, stop: threading.Event | None = None) -> Outcome:
-        """Import pages of a claimed job until it ends or must yield; never raises."""
+    def run(
+        self,
+        job: Job,
+        budget: ImportBudget,
+        stop: threading.Event | None = None,
+        *,
+        first_page_fits: bool = False,
+    ) -> Outcome:
+        """Import pages of a claimed job until it ends or must yield; never raises.
+
+        ``first_page_fits``: the caller claimed the job because ``budget`` fitted a page (a
+        tick): its first page starts without asking again, so a page estimate raised by
+        another job in the meantime does not waste the claim."""
         stop = stop or threading.Event()
         lease = job.lease
         extra = {"job_id": str(job.id), "provider": job.provider, "attempt": job.attempts}
         log.info("job claimed", extra=extra | {"resuming": job.page_cursor is not None})
         progress = _Progress()
         try:
-            outcome = self._run_pages(job, lease, budget, stop, progress)
+            outcome = self._run_pages(
+                job, lease, budget, stop, progress, first_page_fits=first_page_fits
+            )
         except _Stopping:
             return self._yield(lease)
         except Exception as exc:
@@ -183,6 +196,8 @@ class Importer:
         budget: ImportBudget,
         stop: threading.Event,
         progress: _Progress,
+        *,
+        first_page_fits: bool,
     ) -> Outcome:
         abandon = threading.Event()  # set when this run ends: a page fetched ahead is dropped
         sleep = self._lease_keeping_sleep(lease, lambda: stop.is_set() or abandon.is_set())
@@ -191,9 +206,11 @@ class Importer:
         ahead: PageAhead | None = None
         defer = False  # hand the next page over as listed (runner.listing.mostly_skipped)
         try:
+            fits = first_page_fits
             while True:
-                if stop.is_set() or not budget.can_start_page():
+                if stop.is_set() or not (fits or budget.can_start_page()):
                     return self._yield(lease)
+                fits = False
                 started = budget.clock()
                 fetched = ahead.result() if ahead else listing.fetch(cursor, defer)
                 page, ahead = fetched.page, None

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -174,7 +175,9 @@ class _ClaimLoop:
             queue = first
             while queue or running:
                 for job in queue:
-                    running[pool.submit(self._importer.run, job, self._budget)] = job
+                    # Claimed because the budget fitted a page: that page starts.
+                    run = partial(self._importer.run, first_page_fits=True)
+                    running[pool.submit(run, job, self._budget)] = job
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     self._record(running.pop(future), future.result())
