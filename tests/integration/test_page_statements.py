@@ -51,9 +51,9 @@ def test_statements_per_page_do_not_grow_with_the_page(
     # may not need, e.g. no contact to update): per-contact round trips would be 20x.
     assert per_page[1000][0] <= per_page[50][0] + 1, per_page
     assert per_page[1000][1] <= per_page[50][1] + 1, per_page
-    # lock, three reads (recorded ids, unchanged versions, key owners and their contacts),
-    # checkpoint, five writes (the provider versions last; + BEGIN on SQLite), plus the job's
-    # claim and release spread over its pages.
+    # lock, the page's past (recorded ids and unchanged versions: one read on Postgres, two
+    # on SQLite), key owners and their contacts, checkpoint, five writes (the provider
+    # versions last; + BEGIN on SQLite), plus the job's claim and release over its pages.
     assert per_page[1000][0] <= 12, per_page
     # A re-import of the unchanged book skips every contact on its version: no key owners,
     # no contacts read, nothing written but the audit rows and the checkpoint.

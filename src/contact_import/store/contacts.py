@@ -17,22 +17,19 @@ from psycopg import sql
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    Select,
     Table,
     Text,
     Uuid,
-    and_,
     bindparam,
     func,
     insert,
     literal,
     select,
-    true,
 )
 from sqlalchemy import update as sql_update
 from sqlalchemy.dialects import postgresql
 
-from contact_import.domain.contact import IncomingContact, NormalizedContact, RejectedContact
+from contact_import.domain.contact import NormalizedContact, RejectedContact
 from contact_import.domain.merge import (
     Action,
     ContactState,
@@ -43,7 +40,7 @@ from contact_import.domain.merge import (
     phone_match_key,
 )
 from contact_import.store.db import dumps_json, is_postgres
-from contact_import.store.json_params import json_rows, json_texts, values_in
+from contact_import.store.json_params import json_rows, values_in
 from contact_import.store.namespace import lock_seed, qualified, quoted_table
 from contact_import.store.schema import (
     contact_match_keys,
@@ -58,8 +55,6 @@ __all__ = [
     "lock_user",
     "match_keys_of",
     "record_failed",
-    "recorded_ids",
-    "unchanged_at_provider",
     "write_plan",
 ]
 
@@ -85,92 +80,6 @@ def lock_user(conn: Connection, user_id: str) -> None:
     if is_postgres(conn):
         key = func.hashtextextended(user_id, lock_seed(conn))
         conn.execute(select(func.pg_advisory_xact_lock(key)))
-
-
-def recorded_ids(conn: Connection, job_id: UUID, pcids: list[str]) -> set[str]:
-    """Provider ids this job already recorded: a page seen twice is not counted twice.
-
-    On Postgres each id is one probe of the primary key (a LATERAL join with a LIMIT): with
-    ``IN``/``= ANY`` the planner scanned all the job's rows so far on every page, so a long
-    import grew quadratic in its length.
-    """
-    if not pcids:
-        return set()
-    ic = imported_contacts.c
-    if not is_postgres(conn):
-        return set(
-            conn.execute(
-                select(ic.provider_contact_id).where(
-                    ic.import_job_id == job_id, ic.provider_contact_id.in_(pcids)
-                )
-            ).scalars()
-        )
-    ids = json_texts(pcids, "pcid")
-    one = (
-        select(ic.provider_contact_id)
-        .where(ic.import_job_id == job_id, ic.provider_contact_id == ids.c.pcid)
-        .limit(1)
-        .lateral()
-    )
-    return set(
-        conn.execute(select(one.c.provider_contact_id).select_from(ids).join(one, true())).scalars()
-    )
-
-
-def unchanged_at_provider(
-    conn: Connection,
-    user_id: str,
-    provider: str,
-    incoming: Iterable[Incoming | IncomingContact],
-) -> dict[str, UUID]:
-    """The contacts whose provider version is the one recorded when they were last imported,
-    into a contact that still owns their identity key: provider id → that contact.
-
-    A contact deleted here, or merged into another, no longer owns the key, so it is not
-    listed. The first copy of a contact repeated in the page decides (as the planner does).
-    An ``IncomingContact`` (not normalized yet) must pass ``looked_up_as_sent``.
-    """
-    versions: dict[str, str | None] = {}
-    for contact in incoming:
-        if isinstance(contact, RejectedContact):
-            versions.setdefault(contact.provider_contact_id, None)
-        elif not contact.deleted:
-            versions.setdefault(contact.provider_contact_id, contact.version)
-    pcids = sorted(pcid for pcid, version in versions.items() if version is not None)
-    if not pcids:
-        return {}
-    found = conn.execute(_versions_of(conn, user_id, provider, pcids))
-    return {pcid: contact_id for pcid, version, contact_id in found if versions[pcid] == version}
-
-
-def _versions_of(conn: Connection, user_id: str, provider: str, pcids: list[str]) -> Select[Any]:
-    """(provider id, recorded version, contact) of ``pcids`` whose contact owns their identity.
-
-    On Postgres each id is looked up on its own (a LATERAL join the planner cannot flatten: the
-    LIMIT): with one ``= ANY`` array the planner, misled by a young table's statistics, would
-    scan all the user's versions against the whole array, every page, and a full listing
-    would grow quadratic in the book.
-    """
-    v, k = provider_versions.c, contact_match_keys.c
-    identity = literal(identity_key(provider, ""), Text) + v.provider_contact_id
-    owned = and_(k.user_id == v.user_id, k.key == identity, k.contact_id == v.contact_id)
-    mine = and_(v.user_id == user_id, v.provider == provider)
-    if not is_postgres(conn):
-        columns = (v.provider_contact_id, v.version, v.contact_id)
-        return (
-            select(*columns)
-            .join(contact_match_keys, owned)
-            .where(mine, v.provider_contact_id.in_(pcids))
-        )
-    ids = json_texts(pcids, "pcid")
-    one = (
-        select(v.version, v.contact_id)
-        .join(contact_match_keys, owned)
-        .where(mine, v.provider_contact_id == ids.c.pcid)
-        .limit(1)
-        .lateral()
-    )
-    return select(ids.c.pcid, one.c.version, one.c.contact_id).join(one, true())
 
 
 def match_keys_of(provider: str, incoming: Iterable[Incoming]) -> list[str]:

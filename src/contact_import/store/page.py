@@ -3,7 +3,7 @@
 
 1. lock the user's contacts (one user's pages run one at a time),
 2. read what the page already recorded, which of its contacts are unchanged at the provider
-   since they were imported (their version, ``store.contacts.unchanged_at_provider``: skipped
+   since they were imported (their version, ``store.seen``: skipped
    without reading anything else), and who owns the other contacts' match keys,
 3. plan created / updated / skipped / failed (pure: ``domain.merge.plan_page_merge``),
 4. checkpoint the job: cursor, counts and lease, fenced (a lost lease stops the page here),
@@ -11,8 +11,9 @@
 6. on the last page, save the provider's sync token for the next import of this account
    and when its listing completed (continuous sync counts from there).
 
-The statement count is fixed per page (lock, three reads, the checkpoint, up to five writes),
-whatever the page size: no per-contact round trips.
+The statement count is fixed per page, whatever its size: the lock, what the page's contacts
+were before (``store.seen``: one read on Postgres, two on SQLite), the key owners and their
+contacts, the checkpoint, up to five writes. No per-contact round trips.
 
 A value the database refuses (a data error: see ``data_errors``) fails only its contact: the
 page's transaction is rolled back and the page written again in a second one, its contacts in
@@ -39,13 +40,12 @@ from contact_import.store.contacts import (
     lock_user,
     match_keys_of,
     record_failed,
-    recorded_ids,
-    unchanged_at_provider,
     write_plan,
 )
 from contact_import.store.data_errors import describe_data_error, is_data_error
 from contact_import.store.grants import GrantStore
 from contact_import.store.jobs import Checkpoint, Job, PageCounts, checkpoint
+from contact_import.store.seen import seen_before
 
 __all__ = ["Incoming", "Listed", "PageResult", "PageWrite", "write_page"]
 
@@ -207,9 +207,8 @@ def _plan(conn: Connection, w: _Writer, listed: Sequence[Listed]) -> PagePlan:
         else c
         for c in listed
     ]
-    recorded = recorded_ids(conn, job.id, [c.provider_contact_id for c in contacts])
-    fresh = [c for c in contacts if c.provider_contact_id not in recorded]
-    unchanged = unchanged_at_provider(conn, job.user_id, job.provider, fresh)
+    seen = seen_before(conn, job.id, job.user_id, job.provider, contacts)
+    recorded, unchanged = seen.recorded, seen.unchanged
     planned = [
         normalize_contact(c, region)
         if isinstance(c, IncomingContact) and c.provider_contact_id not in unchanged

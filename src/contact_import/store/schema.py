@@ -248,7 +248,7 @@ imported_contacts = Table(
 
 # The provider's version (Google etag, Graph changeKey) of each contact as last imported, and
 # the contact it went into: a full listing skips a contact whose version is the same and whose
-# identity key still belongs to that contact (store/contacts.py ``unchanged_at_provider``).
+# identity key still belongs to that contact (``store/seen.py``).
 # No foreign key: that identity key decides, so a contact deleted or merged away here is
 # simply not matched (and its row is overwritten by the next import of the contact).
 provider_versions = Table(
