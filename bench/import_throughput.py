@@ -100,6 +100,33 @@ def _settings(db_url: str, api_url: str, *, pipeline: bool = True) -> Settings:
     return Settings(**values)
 
 
+@dataclass(frozen=True)
+class _CpuSnapshot:
+    """This process's CPU seconds (all its threads) and the machine's busy and total jiffies."""
+
+    process: float
+    busy: int
+    total: int
+
+    @classmethod
+    def take(cls) -> _CpuSnapshot:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return cls(usage.ru_utime + usage.ru_stime, sum(fields) - idle, sum(fields))
+
+    def since(self, before: _CpuSnapshot) -> dict[str, float]:
+        """Cores used over the interval: by this process, and by the whole machine."""
+        ticks = max(1, self.total - before.total)
+        wall = ticks / os.sysconf("SC_CLK_TCK") / (os.cpu_count() or 1)
+        return {
+            "importer_cores": round((self.process - before.process) / wall, 2),
+            "machine_cores": round((self.busy - before.busy) / ticks * (os.cpu_count() or 1), 2),
+            "cores": os.cpu_count() or 1,
+        }
+
+
 def _current_rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -219,10 +246,12 @@ def child_import(argv: list[str]) -> None:
                 poll_seconds=rt.settings.worker_poll_seconds,
                 listen_url=rt.listen_url,
             )
+            cpu_before = _CpuSnapshot.take()
             started = time.perf_counter()
             worker.run(once=True)
             worker_done = time.perf_counter()
             finished = timed.finished or worker_done
+            cpu = _CpuSnapshot.take().since(cpu_before)
         sampler.stop()
         final = rt.jobs.get(job.id)
     if final.status is not JobStatus.COMPLETED:
@@ -242,6 +271,7 @@ def child_import(argv: list[str]) -> None:
         "current_rss_at_start_mb": round(sampler.before, 1),
         "sampled_peak_rss_during_import_mb": round(sampler.peak, 1),
         "worker_run_seconds": round(worker_done - started, 3),
+        "cpu": cpu if not args.profile else None,
         "created": final.created_contacts,
         "updated": final.updated_contacts,
         "skipped": final.skipped_contacts,
@@ -759,6 +789,12 @@ def report(runs: dict[str, dict[str, Any]], n: int, as_json: bool) -> None:
         start, peak = r["current_rss_at_start_mb"], r["sampled_peak_rss_during_import_mb"]
         print(f"                sampled RSS, {label}: {start:.1f} MB at start -> {peak:.1f} MB"
               f" peak (+{peak - start:.1f} MB)")  # fmt: skip
+    for label, r in (("first import", first), ("re-import", again)):
+        if r.get("cpu"):
+            c = r["cpu"]
+            print(f"CPU, {label}: the importer {c['importer_cores']:.2f} cores (all its threads), "
+                  f"the machine {c['machine_cores']:.2f} of {c['cores']} busy (Postgres, the "
+                  f"sandbox and the importer)")  # fmt: skip
     _print_sql("first import", first["sql"])
     _print_sql("re-import", again["sql"])
     if as_json:
