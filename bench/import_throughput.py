@@ -187,12 +187,16 @@ class _TimedImporter:
     def __init__(self, importer: Any) -> None:
         self._importer = importer
         self.finished: float | None = None
+        self.cpu_started: _CpuSnapshot | None = None
+        self.cpu_finished: _CpuSnapshot | None = None
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
+        self.cpu_started = _CpuSnapshot.take()
         try:
             return self._importer.run(*args, **kwargs)
         finally:
             self.finished = time.perf_counter()
+            self.cpu_finished = _CpuSnapshot.take()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._importer, name)  # settle_pending, pending: as the importer's
@@ -246,12 +250,13 @@ def child_import(argv: list[str]) -> None:
                 poll_seconds=rt.settings.worker_poll_seconds,
                 listen_url=rt.listen_url,
             )
-            cpu_before = _CpuSnapshot.take()
             started = time.perf_counter()
             worker.run(once=True)
             worker_done = time.perf_counter()
             finished = timed.finished or worker_done
-            cpu = _CpuSnapshot.take().since(cpu_before)
+            assert timed.cpu_started is not None
+            assert timed.cpu_finished is not None
+            cpu = timed.cpu_finished.since(timed.cpu_started)  # the import's own span
         sampler.stop()
         final = rt.jobs.get(job.id)
     if final.status is not JobStatus.COMPLETED:
