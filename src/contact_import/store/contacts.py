@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -23,11 +24,11 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
-    literal,
     select,
 )
 from sqlalchemy import update as sql_update
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.types import TypeEngine
 
 from contact_import.domain.contact import NormalizedContact, RejectedContact
 from contact_import.domain.merge import (
@@ -40,7 +41,7 @@ from contact_import.domain.merge import (
     phone_match_key,
 )
 from contact_import.store.db import dumps_json, is_postgres
-from contact_import.store.json_params import json_rows, values_in
+from contact_import.store.json_params import json_param, json_rows_from, json_value, values_in
 from contact_import.store.namespace import lock_seed, qualified, quoted_table
 from contact_import.store.schema import (
     contact_match_keys,
@@ -143,11 +144,10 @@ def write_plan(conn: Connection, user_id: str, provider: str, job_id: UUID, plan
 def _record_versions(
     conn: Connection, user_id: str, provider: str, versions: Sequence[ProviderVersion]
 ) -> None:
-    """Upsert the versions in one statement: unnested arrays on Postgres; on SQLite (in
+    """Upsert the versions in one statement: one JSON parameter on Postgres; on SQLite (in
     process, no round trips to save) one executemany of plain tuples, the cheapest there."""
     if not versions:
         return
-    v = provider_versions.c
     if not is_postgres(conn):
         tuples = [
             (user_id, provider, x.provider_contact_id, x.contact_id.hex, x.version)
@@ -157,20 +157,30 @@ def _record_versions(
             _SQLITE_UPSERT.format(table=quoted_table(conn, provider_versions.name)), tuples
         )
         return
-    rows = json_rows(
-        [(x.provider_contact_id, x.contact_id, x.version) for x in versions],
-        [("pcid", Text()), ("contact_id", Uuid()), ("version", Text())],
-    ).subquery()
-    source = select(literal(user_id, Text), literal(provider, Text), *rows.c)
+    rows = [(x.provider_contact_id, x.contact_id, x.version) for x in versions]
+    params = {"user_id": user_id, "provider": provider, "rows": json_value(rows)}
+    conn.execute(_versions_upsert(), params)
+
+
+@lru_cache(maxsize=1)
+def _versions_upsert() -> Any:
+    """Built once; executed with ``user_id``, ``provider`` and ``rows`` (a JSON list of
+    [provider id, contact id, version])."""
+    v = provider_versions.c
+    columns: list[tuple[str, TypeEngine[Any]]] = [
+        ("pcid", Text()), ("contact_id", Uuid()), ("version", Text()),
+    ]  # fmt: skip
+    rows = json_rows_from(json_param("rows"), columns).subquery()
+    source = select(
+        bindparam("user_id", type_=Text()), bindparam("provider", type_=Text()), *rows.c
+    )
     key = [v.user_id, v.provider, v.provider_contact_id]
     upsert = postgresql.insert(provider_versions).from_select(
         [*key, v.contact_id, v.version], source
     )
     new = upsert.excluded
-    conn.execute(
-        upsert.on_conflict_do_update(
-            index_elements=key, set_={"contact_id": new.contact_id, "version": new.version}
-        )
+    return upsert.on_conflict_do_update(
+        index_elements=key, set_={"contact_id": new.contact_id, "version": new.version}
     )
 
 

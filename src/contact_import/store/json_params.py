@@ -22,11 +22,22 @@ from sqlalchemy.types import TypeEngine
 
 from contact_import.store.db import dumps_json
 
-__all__ = ["json_rows", "json_texts", "values_in"]
+__all__ = ["json_param", "json_rows", "json_rows_from", "json_texts", "json_value", "values_in"]
+
+
+def json_value(values: Sequence[Any]) -> str:
+    """What to bind a ``json_param`` to: the values as one JSON text."""
+    return dumps_json(list(values))
+
+
+def json_param(name: str) -> Any:
+    """A named JSON parameter (bound at execution to a ``json_value``): a statement built once
+    and executed many times need not be built again for each page."""
+    return cast(bindparam(name, type_=Text), JSON)
 
 
 def _param(values: Sequence[Any]) -> Any:
-    return cast(bindparam(None, dumps_json(list(values)), type_=Text), JSON)
+    return cast(bindparam(None, json_value(values), type_=Text), JSON)
 
 
 def json_texts(values: Sequence[Any], name: str) -> TableValuedAlias:
@@ -44,11 +55,11 @@ def json_rows(
     rows: Sequence[Sequence[Any]], columns: Sequence[tuple[str, TypeEngine[Any]]]
 ) -> Select[Any]:
     """The rows (each a sequence of the columns' values, in order) as a SELECT of ``columns``."""
-    elements = func.json_array_elements(_param(rows)).table_valued(column("row", JSON))
-    elements = elements.render_derived()
-    return select(
-        *(
-            cast(elements.c.row[i].astext, type_).label(name)
-            for i, (name, type_) in enumerate(columns)
-        )
-    )
+    return json_rows_from(_param(rows), columns)
+
+
+def json_rows_from(param: Any, columns: Sequence[tuple[str, TypeEngine[Any]]]) -> Select[Any]:
+    """As ``json_rows``, over a JSON parameter (``json_param``) bound at execution."""
+    elements = func.json_array_elements(param).table_valued(column("row", JSON))
+    row = elements.render_derived().c.row
+    return select(*(cast(row[i].astext, t).label(name) for i, (name, t) in enumerate(columns)))

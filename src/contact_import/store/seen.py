@@ -18,16 +18,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Select, Text, and_, literal, select, true
+from sqlalchemy import Connection, Select, Text, Uuid, and_, bindparam, literal, select, true
 
 from contact_import.domain.contact import IncomingContact, RejectedContact
 from contact_import.domain.merge import identity_key
 from contact_import.store.contacts import Incoming
 from contact_import.store.db import is_postgres
-from contact_import.store.json_params import json_rows
+from contact_import.store.json_params import json_param, json_rows_from, json_value
 from contact_import.store.schema import contact_match_keys, imported_contacts, provider_versions
 
 __all__ = ["Seen", "seen_before"]
@@ -60,9 +61,8 @@ def seen_before(
     if not is_postgres(conn):
         return _seen_sqlite(conn, job_id, user_id, provider, versions)
     seen = Seen()
-    for pcid, recorded, contact_id in conn.execute(
-        _one_statement(job_id, user_id, provider, versions)
-    ):
+    params = {"job_id": job_id, "user_id": user_id, "rows": json_value(list(versions.items()))}
+    for pcid, recorded, contact_id in conn.execute(_one_statement(provider), params):
         if recorded:
             seen.recorded.add(pcid)
         else:
@@ -70,7 +70,7 @@ def seen_before(
     return seen
 
 
-def _owned_versions(user_id: str, provider: str) -> tuple[Any, Any]:
+def _owned_versions(user_id: Any, provider: str) -> tuple[Any, Any]:
     """The versions of this user and provider whose contact still owns their identity key."""
     v, k = provider_versions.c, contact_match_keys.c
     identity = literal(identity_key(provider, ""), Text) + v.provider_contact_id
@@ -78,18 +78,23 @@ def _owned_versions(user_id: str, provider: str) -> tuple[Any, Any]:
     return owned, and_(v.user_id == user_id, v.provider == provider)
 
 
-def _one_statement(
-    job_id: UUID, user_id: str, provider: str, versions: dict[str, str | None]
-) -> Select[Any]:
+@lru_cache(maxsize=16)
+def _one_statement(provider: str) -> Select[Any]:
+    """Built once per provider; executed with ``job_id``, ``user_id`` and ``rows`` (a JSON
+    list of [provider id, version or null])."""
     v, ic = provider_versions.c, imported_contacts.c
-    page = json_rows(list(versions.items()), [("pcid", Text()), ("version", Text())]).subquery()
+    columns = [("pcid", Text()), ("version", Text())]
+    page = json_rows_from(json_param("rows"), columns).subquery()
     recorded = (
         select(literal(True).label("found"))
-        .where(ic.import_job_id == job_id, ic.provider_contact_id == page.c.pcid)
+        .where(
+            ic.import_job_id == bindparam("job_id", type_=Uuid()),
+            ic.provider_contact_id == page.c.pcid,
+        )
         .limit(1)
         .lateral()
     )
-    owned, mine = _owned_versions(user_id, provider)
+    owned, mine = _owned_versions(bindparam("user_id", type_=Text()), provider)
     unchanged = (
         select(v.contact_id)
         .join(contact_match_keys, owned)
