@@ -168,3 +168,25 @@ def test_a_contact_deleted_or_merged_away_here_is_not_skipped(book: Book) -> Non
     assert again.created_contacts == 1
     assert again.skipped_contacts + again.updated_contacts == SIZE - 1
     assert sum(detail == UNCHANGED for _, _, detail in after.values()) == len(merged(first)) - 2
+
+
+def test_a_contact_edited_here_is_skipped_and_keeps_the_edit(book: Book) -> None:
+    """Edited in the app (renamed, an email removed), unchanged at the provider: skipped on
+    its version into the same contact, and the app's edit stands."""
+    first = outcomes(book.rt.engine, book.full_import())
+    (pcid,) = _single(first, 1)
+    contact_id = first[pcid][1]
+    c = contacts.c
+    with book.rt.engine.begin() as conn:
+        conn.execute(
+            update(contacts)
+            .where(c.id == contact_id)
+            .values(display_name="Renamed here", emails=[])
+        )
+    with matching_statements(book.rt.engine) as statements:
+        again = book.full_import()
+    assert statements == []  # nothing matched or merged: the fast path all the way
+    assert outcomes(book.rt.engine, again)[pcid] == ("skipped", contact_id, UNCHANGED)
+    with book.rt.engine.connect() as conn:
+        row = conn.execute(select(c.display_name, c.emails).where(c.id == contact_id)).one()
+    assert (row.display_name, row.emails) == ("Renamed here", [])
