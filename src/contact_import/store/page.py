@@ -2,9 +2,9 @@
 ``_write_whole``:
 
 1. lock the user's contacts (one user's pages run one at a time),
-2. read what the page already recorded, which of its contacts are unchanged at the provider
-   since they were imported (their version, ``store.seen``: skipped
-   without reading anything else), and who owns the other contacts' match keys,
+2. read what the page already recorded and which of its contacts are unchanged at the
+   provider since they were imported (their version, ``store.seen``: skipped without reading
+   anything else), then who owns the other contacts' match keys,
 3. plan created / updated / skipped / failed (pure: ``domain.merge.plan_page_merge``),
 4. checkpoint the job: cursor, counts and lease, fenced (a lost lease stops the page here),
 5. write contacts, keys, audit rows and the provider versions of what was merged,
@@ -197,8 +197,8 @@ def _plan(conn: Connection, w: _Writer, listed: Sequence[Listed]) -> PagePlan:
     since they were imported, owners of the others' keys), then decide (pure) what to write.
 
     The unchanged ones are skipped without normalizing them (when they came as listed) or
-    loading their keys or contacts: an unchanged book read again costs two reads and the
-    audit rows.
+    loading their keys or contacts: an unchanged book read again costs the page's lookup
+    (``store.seen``) and the audit rows.
     """
     job, region = w.page.job, w.page.default_region
     contacts = [
