@@ -41,7 +41,7 @@ from contact_import.domain.merge import (
     phone_match_key,
 )
 from contact_import.store.db import dumps_json, is_postgres
-from contact_import.store.json_params import json_param, json_rows_from, json_value, values_in
+from contact_import.store.json_params import json_param, json_rows, json_value, values_in
 from contact_import.store.namespace import lock_seed, qualified, quoted_table
 from contact_import.store.schema import (
     contact_match_keys,
@@ -170,7 +170,7 @@ def _versions_upsert() -> Any:
     columns: list[tuple[str, TypeEngine[Any]]] = [
         ("pcid", Text()), ("contact_id", Uuid()), ("version", Text()),
     ]  # fmt: skip
-    rows = json_rows_from(json_param("rows"), columns).subquery()
+    rows = json_rows(json_param("rows"), columns).subquery()
     source = select(
         bindparam("user_id", type_=Text()), bindparam("provider", type_=Text()), *rows.c
     )

@@ -17,12 +17,11 @@ from typing import Any
 
 from sqlalchemy import Select, Text, bindparam, cast, column, func, select
 from sqlalchemy.dialects.postgresql import JSON
-from sqlalchemy.sql.selectable import TableValuedAlias
 from sqlalchemy.types import TypeEngine
 
 from contact_import.store.db import dumps_json
 
-__all__ = ["json_param", "json_rows", "json_rows_from", "json_texts", "json_value", "values_in"]
+__all__ = ["json_param", "json_rows", "json_value", "values_in"]
 
 
 def json_value(values: Sequence[Any]) -> str:
@@ -36,30 +35,16 @@ def json_param(name: str) -> Any:
     return cast(bindparam(name, type_=Text), JSON)
 
 
-def _param(values: Sequence[Any]) -> Any:
-    return cast(bindparam(None, json_value(values), type_=Text), JSON)
-
-
-def json_texts(values: Sequence[Any], name: str) -> TableValuedAlias:
-    """The values as a derived table of one text column ``name``."""
-    return func.json_array_elements_text(_param(values)).table_valued(name).render_derived()
-
-
 def values_in(values: Sequence[Any], type_: TypeEngine[Any]) -> Select[Any]:
     """``SELECT CAST(value AS type_)`` over the values: the right side of an ``IN``."""
-    texts = json_texts(values, "value")
+    param = cast(bindparam(None, json_value(values), type_=Text), JSON)
+    texts = func.json_array_elements_text(param).table_valued("value").render_derived()
     return select(cast(texts.c.value, type_))
 
 
-def json_rows(
-    rows: Sequence[Sequence[Any]], columns: Sequence[tuple[str, TypeEngine[Any]]]
-) -> Select[Any]:
-    """The rows (each a sequence of the columns' values, in order) as a SELECT of ``columns``."""
-    return json_rows_from(_param(rows), columns)
-
-
-def json_rows_from(param: Any, columns: Sequence[tuple[str, TypeEngine[Any]]]) -> Select[Any]:
-    """As ``json_rows``, over a JSON parameter (``json_param``) bound at execution."""
+def json_rows(param: Any, columns: Sequence[tuple[str, TypeEngine[Any]]]) -> Select[Any]:
+    """The rows of a JSON parameter (``json_param``: a list of lists, each the columns' values
+    in order) as a SELECT of ``columns``."""
     elements = func.json_array_elements(param).table_valued(column("row", JSON))
     row = elements.render_derived().c.row
     return select(*(cast(row[i].astext, t).label(name) for i, (name, t) in enumerate(columns)))

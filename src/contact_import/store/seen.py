@@ -28,7 +28,7 @@ from contact_import.domain.contact import IncomingContact, RejectedContact
 from contact_import.domain.merge import identity_key
 from contact_import.store.contacts import Incoming
 from contact_import.store.db import is_postgres
-from contact_import.store.json_params import json_param, json_rows_from, json_value
+from contact_import.store.json_params import json_param, json_rows, json_value
 from contact_import.store.schema import contact_match_keys, imported_contacts, provider_versions
 
 __all__ = ["Seen", "seen_before"]
@@ -84,7 +84,7 @@ def _one_statement(provider: str) -> Select[Any]:
     list of [provider id, version or null])."""
     v, ic = provider_versions.c, imported_contacts.c
     columns = [("pcid", Text()), ("version", Text())]
-    page = json_rows_from(json_param("rows"), columns).subquery()
+    page = json_rows(json_param("rows"), columns).subquery()
     recorded = (
         select(literal(True).label("found"))
         .where(
