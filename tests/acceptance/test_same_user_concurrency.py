@@ -55,7 +55,9 @@ def test_google_and_microsoft_imports_of_one_user_on_two_workers(
 ) -> None:
     settings: Settings = settings_for(page_size=200)
     env = subprocess_env | {"PAGE_SIZE": "200"}
-    slow = Faults(latency_ms=20)
+    # Slow enough a provider that each import lasts well past the other worker's start-up
+    # (20 pages of at least 60 ms; fetching ahead hides a faster provider's wait).
+    slow = Faults(latency_ms=60)
     with Runtime.build(settings) as rt:
         # The same people, imported one after the other: what the result must look like.
         queue_import(rt, sandbox, "sequential", size=BOOK, seed=SEED, provider="google")
