@@ -86,7 +86,9 @@ def test_ticks_through_the_pooler_finish_on_the_first_attempt(
     pooled: Callable[..., Settings], sandbox: RunningSandbox
 ) -> None:
     with Runtime.build(pooled(page_size=200)) as rt:
-        slow = Faults(latency_ms=20)  # so each tick's budget ends mid-import
+        # So each tick's budget ends mid-import: 15 pages of at least 60 ms each (the wait
+        # for the next page overlaps the writing of this one) outlast two 0.4 s ticks.
+        slow = Faults(latency_ms=60)
         jobs = [
             queue_import(rt, sandbox, f"tick-{i}", size=3000, seed=30 + i, faults=slow)
             for i in range(2)
