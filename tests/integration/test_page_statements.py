@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -17,12 +18,20 @@ from contact_import.settings import Settings
 from contact_import.store.notifications import NOTIFY_CHANNEL
 from tests.helpers import assert_consistent, drain, queue_import
 
+# The job's life around its pages: BEGIN (SQLite), its claim, lease renewals, its release or
+# end, its grant read. How many there are depends on timing (a slow page renews the lease):
+# not counted, so the count is the pages' own statements.
+_AROUND_PAGES = re.compile(
+    r"^(BEGIN|WITH picked|UPDATE contact_import_jobs SET (status|lease)|SELECT provider_grants)"
+)
+
 
 def _statements_per_page(rt: Runtime, sandbox: RunningSandbox, user: str, size: int) -> float:
     statements: list[str] = []
 
     def count(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
-        statements.append(sql)
+        if not _AROUND_PAGES.match(sql):
+            statements.append(sql)
 
     job = queue_import(rt, sandbox, user, size=size, seed=11)
     event.listen(rt.engine, "before_cursor_execute", count)
@@ -42,6 +51,7 @@ def test_statements_per_page_do_not_grow_with_the_page(
     per_page = {}
     for page_size in (50, 1000):
         with Runtime.build(settings_for(page_size=page_size)) as rt:
+            postgres = rt.engine.dialect.name == "postgresql"
             # Ten pages either way; the first import creates, the second only skips.
             user = f"sam-{page_size}"
             first = _statements_per_page(rt, sandbox, user, page_size * 10)
@@ -51,13 +61,16 @@ def test_statements_per_page_do_not_grow_with_the_page(
     # may not need, e.g. no contact to update): per-contact round trips would be 20x.
     assert per_page[1000][0] <= per_page[50][0] + 1, per_page
     assert per_page[1000][1] <= per_page[50][1] + 1, per_page
-    # lock, the page's past (recorded ids and unchanged versions: one read on Postgres, two
-    # on SQLite), key owners and their contacts, checkpoint, five writes (the provider
-    # versions last; + BEGIN on SQLite), plus the job's claim and release over its pages.
-    assert per_page[1000][0] <= 12, per_page
+    # Postgres: lock, the page's past (recorded ids and unchanged versions, one read), key
+    # owners, their contacts, checkpoint, all writes in one statement; plus the sync token
+    # saved with the last page. SQLite: two reads of the past, five writes, no lock; on a
+    # re-import the unchanged contacts' audit rows, and those of contacts with nothing to
+    # import (no version is recorded for them), are two inserts there, one statement here.
+    first_bound, again_bound = (6.1, 4.1) if postgres else (10.1, 5.1)
+    assert per_page[1000][0] <= first_bound, per_page
     # A re-import of the unchanged book skips every contact on its version: no key owners,
     # no contacts read, nothing written but the audit rows and the checkpoint.
-    assert per_page[1000][1] <= 7, per_page
+    assert per_page[1000][1] <= again_bound, per_page
 
 
 def _listening(rt: Runtime) -> bool:

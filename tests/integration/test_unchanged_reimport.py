@@ -34,6 +34,10 @@ _MATCHING = re.compile(
     r"SELECT contact_match_keys\.key|SELECT contacts\.id|UPDATE contacts|"
     r"INSERT INTO contacts|INSERT INTO contact_match_keys|INSERT INTO provider_versions"
 )
+# On Postgres a page's writes are one statement (``store.contacts._page_writes``), a JSON
+# list per table: those other than the audit rows' must be empty.
+_PAGE_WRITES = "WITH created_rows AS"
+_MERGE_LISTS = ("created", "merged", "keys", "versions")
 
 
 @pytest.fixture(params=["google", "microsoft"])
@@ -81,8 +85,10 @@ def matching_statements(engine: Engine) -> Iterator[list[str]]:
     """The statements that matched or merged contacts while the block ran."""
     found: list[str] = []
 
-    def record(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
-        if _MATCHING.search(sql):
+    def record(_conn: Any, _cursor: Any, sql: str, params: Any, *_args: Any) -> None:
+        if sql.startswith(_PAGE_WRITES):
+            found.extend(f"{name}: {params[name]}" for name in _MERGE_LISTS if params[name] != "[]")
+        elif _MATCHING.search(sql):
             found.append(sql)
 
     event.listen(engine, "before_cursor_execute", record)

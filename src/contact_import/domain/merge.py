@@ -101,9 +101,15 @@ class PagePlan:
     new_keys: dict[str, UUID] = field(default_factory=dict)
     outcomes: list[ContactOutcome] = field(default_factory=list)
     versions: list[ProviderVersion] = field(default_factory=list)
+    # Contacts unchanged at the provider: skipped, their audit rows written by the store
+    # already (``store.seen``), so no outcome here; counted.
+    unchanged: int = 0
 
     def counts(self) -> Counter[Action]:
-        return Counter(o.action for o in self.outcomes)
+        counts = Counter(o.action for o in self.outcomes)
+        if self.unchanged:
+            counts[Action.SKIPPED] += self.unchanged
+        return counts
 
 
 def plan_page_merge(
@@ -114,7 +120,7 @@ def plan_page_merge(
     existing: Mapping[UUID, ContactState],
     new_id: Callable[[], UUID],
     already_recorded: Set[str] = frozenset(),
-    unchanged: Mapping[str, UUID] | None = None,
+    unchanged: Set[str] = frozenset(),
 ) -> PagePlan:
     """Decide created/updated/skipped/failed for each incoming contact, in order.
 
@@ -122,26 +128,28 @@ def plan_page_merge(
     ``existing`` holds those contacts. A contact id in ``already_recorded`` (seen earlier in
     the same job) and a repeat inside the page are dropped: no outcome, counted once.
     ``unchanged``: contact ids whose provider version is the one recorded with the contact
-    they went into (the store checked that contact still carries their identity) → that
-    contact; each is ``skipped`` as it is, its keys need not be among ``owners``, and it may
-    still be the ``IncomingContact`` the provider sent (every other contact is normalized).
-    Inputs are not mutated.
+    they went into (the store checked that contact still carries their identity, and recorded
+    them ``skipped`` into it, ``UNCHANGED_DETAIL``): counted ``skipped`` once, no outcome, their
+    keys need not be among ``owners``, and each may still be the ``IncomingContact`` the
+    provider sent (every other contact is normalized). Inputs are not mutated.
     """
     planner = _Planner(provider, owners, existing, new_id)
-    unchanged = unchanged or {}
     seen = set(already_recorded)
+    skipped_unchanged = 0
     for contact in incoming:
         pcid = contact.provider_contact_id
         if pcid in seen:
             continue
         seen.add(pcid)
         if pcid in unchanged:
-            planner.record(pcid, Action.SKIPPED, unchanged[pcid], UNCHANGED_DETAIL)
+            skipped_unchanged += 1
         elif isinstance(contact, IncomingContact):
             raise ValueError(f"contact {pcid!r} was not normalized")
         else:
             planner.add(contact)
-    return planner.plan()
+    plan = planner.plan()
+    plan.unchanged = skipped_unchanged
+    return plan
 
 
 class _Planner:

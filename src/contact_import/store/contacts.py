@@ -13,8 +13,6 @@ from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
-import psycopg
-from psycopg import sql
 from sqlalchemy import (
     ColumnElement,
     Connection,
@@ -24,6 +22,7 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
+    literal_column,
     select,
 )
 from sqlalchemy import update as sql_update
@@ -33,6 +32,7 @@ from sqlalchemy.types import TypeEngine
 from contact_import.domain.contact import NormalizedContact, RejectedContact
 from contact_import.domain.merge import (
     Action,
+    ContactOutcome,
     ContactState,
     PagePlan,
     ProviderVersion,
@@ -40,10 +40,11 @@ from contact_import.domain.merge import (
     identity_key,
     phone_match_key,
 )
-from contact_import.store.db import dumps_json, is_postgres
+from contact_import.store.db import is_postgres
 from contact_import.store.json_params import json_param, json_rows, json_value, values_in
-from contact_import.store.namespace import lock_seed, qualified, quoted_table
+from contact_import.store.namespace import lock_seed, quoted_table
 from contact_import.store.schema import (
+    UTCDateTime,
     contact_match_keys,
     contacts,
     imported_contacts,
@@ -67,7 +68,6 @@ _AUDIT_COLUMNS = (
 _CONTACT_COLUMNS = (
     "id", "user_id", "display_name", "emails", "phones", "match_keys", "created_at", "updated_at",
 )  # fmt: skip
-_JSON_COLUMNS = frozenset({"emails", "phones", "match_keys"})
 
 
 def lock_user(conn: Connection, user_id: str) -> None:
@@ -123,56 +123,140 @@ def load_matches(
 
 
 def write_plan(conn: Connection, user_id: str, provider: str, job_id: UUID, plan: PagePlan) -> None:
-    """The plan's new contacts, merged contacts, new keys, provider versions and audit rows:
-    one statement each."""
+    """The plan's new contacts, merged contacts, new keys, audit rows and provider versions.
+
+    On Postgres ONE statement (``_page_writes``): each table's rows are one JSON parameter,
+    encoded by orjson in C, and written by a data-modifying CTE; one round trip whatever the
+    page holds. On SQLite (in process: no round trips to save) one executemany per table.
+    """
     now = datetime.now(UTC)
+    if is_postgres(conn):
+        conn.execute(_page_writes(), _page_write_params(user_id, provider, job_id, plan, now))
+        return
     created = [
         (s.id, user_id, s.display_name, s.emails, s.phones, s.keys, now, now) for s in plan.creates
     ]
-    _bulk_insert(conn, contacts, _CONTACT_COLUMNS, created)
+    _insert_sqlite(conn, contacts, _CONTACT_COLUMNS, created)
     _update_merged(conn, plan.updates, now)
     keys = [(user_id, key, contact_id) for key, contact_id in plan.new_keys.items()]
-    _bulk_insert(conn, contact_match_keys, ("user_id", "key", "contact_id"), keys)
+    _insert_sqlite(conn, contact_match_keys, ("user_id", "key", "contact_id"), keys)
     audit = [
         (job_id, o.provider_contact_id, o.contact_id, o.action.value, o.detail, now)
         for o in plan.outcomes
     ]
-    _bulk_insert(conn, imported_contacts, _AUDIT_COLUMNS, audit)
-    _record_versions(conn, user_id, provider, plan.versions)
+    _insert_sqlite(conn, imported_contacts, _AUDIT_COLUMNS, audit)
+    _record_versions_sqlite(conn, user_id, provider, plan.versions)
 
 
-def _record_versions(
+def _page_write_params(
+    user_id: str, provider: str, job_id: UUID, plan: PagePlan, now: datetime
+) -> dict[str, Any]:
+    """The values of ``_page_writes``: one JSON text per table (lists, in column order)."""
+    states = (plan.creates, plan.updates)
+    created, merged = (
+        json_value([(s.id, s.display_name, s.emails, s.phones, s.keys) for s in rows])
+        for rows in states
+    )
+    return {
+        "page_user": user_id,
+        "page_provider": provider,
+        "page_job": job_id,
+        "page_now": now,
+        "created": created,
+        "merged": merged,
+        "keys": json_value(list(plan.new_keys.items())),
+        "audit": json_value(
+            [(o.provider_contact_id, o.contact_id, o.action.value, o.detail) for o in plan.outcomes]
+        ),
+        "versions": json_value(
+            [(x.provider_contact_id, x.contact_id, x.version) for x in plan.versions]
+        ),
+    }
+
+
+_JSONB = postgresql.JSONB()
+_STATE_COLUMNS: list[tuple[str, TypeEngine[Any]]] = [
+    ("id", Uuid()), ("display_name", Text()),
+    ("emails", _JSONB), ("phones", _JSONB), ("match_keys", _JSONB),
+]  # fmt: skip
+
+
+@lru_cache(maxsize=1)
+def _page_writes() -> Any:
+    """Every write of a page as one statement, built once: five data-modifying CTEs (new
+    contacts, merged contacts, new keys, audit rows, the versions upsert) under a SELECT.
+
+    Postgres runs each CTE once, to completion, on the statement's snapshot, and checks the
+    foreign keys at the end of the statement: a new key may name a contact inserted beside it.
+    Executed with ``page_user``, ``page_provider``, ``page_job``, ``page_now`` and one JSON list
+    per table (``_page_write_params``). The names are no column's: SQLAlchemy would take a
+    parameter named as a column of the UPDATE's table for a value to SET.
+    """
+    user_id = bindparam("page_user", type_=Text())
+    now = bindparam("page_now", type_=UTCDateTime())
+    new = json_rows(json_param("created"), _STATE_COLUMNS).subquery()
+    c = contacts.c
+    insert_contacts = insert(contacts).from_select(
+        list(_CONTACT_COLUMNS),
+        select(new.c.id, user_id, new.c.display_name, new.c.emails, new.c.phones,
+               new.c.match_keys, now, now),
+    )  # fmt: skip
+    merged = json_rows(json_param("merged"), _STATE_COLUMNS).subquery()
+    update_merged = (
+        sql_update(contacts)
+        .where(c.id == merged.c.id)
+        .values(
+            display_name=merged.c.display_name,
+            emails=merged.c.emails,
+            phones=merged.c.phones,
+            match_keys=merged.c.match_keys,
+            updated_at=now,
+        )
+    )
+    keys = json_rows(json_param("keys"), [("key", Text()), ("contact_id", Uuid())]).subquery()
+    insert_keys = insert(contact_match_keys).from_select(
+        ["user_id", "key", "contact_id"], select(user_id, keys.c.key, keys.c.contact_id)
+    )
+    audit_columns: list[tuple[str, TypeEngine[Any]]] = [
+        ("pcid", Text()), ("contact_id", Uuid()), ("action", Text()), ("detail", Text()),
+    ]  # fmt: skip
+    audit = json_rows(json_param("audit"), audit_columns).subquery()
+    insert_audit = insert(imported_contacts).from_select(
+        list(_AUDIT_COLUMNS),
+        select(bindparam("page_job", type_=Uuid()), *audit.c, now),
+    )
+    writes = [insert_contacts, update_merged, insert_keys, insert_audit, _versions_upsert()]
+    names = ("created", "merged", "new_keys", "audited", "versioned")
+    return select(literal_column("1")).add_cte(
+        *(write.cte(f"{name}_rows") for write, name in zip(writes, names, strict=True))
+    )
+
+
+def _record_versions_sqlite(
     conn: Connection, user_id: str, provider: str, versions: Sequence[ProviderVersion]
 ) -> None:
-    """Upsert the versions in one statement: one JSON parameter on Postgres; on SQLite (in
-    process, no round trips to save) one executemany of plain tuples, the cheapest there."""
+    """Upsert the versions in one executemany of plain tuples, the cheapest on SQLite."""
     if not versions:
         return
-    if not is_postgres(conn):
-        tuples = [
-            (user_id, provider, x.provider_contact_id, x.contact_id.hex, x.version)
-            for x in versions
-        ]
-        conn.exec_driver_sql(
-            _SQLITE_UPSERT.format(table=quoted_table(conn, provider_versions.name)), tuples
-        )
-        return
-    rows = [(x.provider_contact_id, x.contact_id, x.version) for x in versions]
-    params = {"user_id": user_id, "provider": provider, "rows": json_value(rows)}
-    conn.execute(_versions_upsert(), params)
+    tuples = [
+        (user_id, provider, x.provider_contact_id, x.contact_id.hex, x.version) for x in versions
+    ]
+    conn.exec_driver_sql(
+        _SQLITE_UPSERT.format(table=quoted_table(conn, provider_versions.name)), tuples
+    )
 
 
 @lru_cache(maxsize=1)
 def _versions_upsert() -> Any:
-    """Built once; executed with ``user_id``, ``provider`` and ``rows`` (a JSON list of
+    """The versions upsert of ``_page_writes`` (its ``versions``: a JSON list of
     [provider id, contact id, version])."""
     v = provider_versions.c
     columns: list[tuple[str, TypeEngine[Any]]] = [
         ("pcid", Text()), ("contact_id", Uuid()), ("version", Text()),
     ]  # fmt: skip
-    rows = json_rows(json_param("rows"), columns).subquery()
+    rows = json_rows(json_param("versions"), columns).subquery()
     source = select(
-        bindparam("user_id", type_=Text()), bindparam("provider", type_=Text()), *rows.c
+        bindparam("page_user", type_=Text()), bindparam("page_provider", type_=Text()), *rows.c
     )
     key = [v.user_id, v.provider, v.provider_contact_id]
     upsert = postgresql.insert(provider_versions).from_select(
@@ -210,13 +294,13 @@ def _update_merged(conn: Connection, merged: Sequence[ContactState], now: dateti
     )
 
 
-def record_failed(conn: Connection, job_id: UUID, reasons: Mapping[str, str]) -> None:
+def record_failed(
+    conn: Connection, user_id: str, provider: str, job_id: UUID, reasons: Mapping[str, str]
+) -> None:
     """Audit rows for contacts that failed with a reason: provider id → reason."""
-    now = datetime.now(UTC)
-    rows = [
-        (job_id, pcid, None, Action.FAILED.value, reason, now) for pcid, reason in reasons.items()
-    ]
-    _bulk_insert(conn, imported_contacts, _AUDIT_COLUMNS, rows)
+    failed = [ContactOutcome(pcid, Action.FAILED, None, reason) for pcid, reason in reasons.items()]
+    if failed:
+        write_plan(conn, user_id, provider, job_id, PagePlan(outcomes=failed))
 
 
 def _in(column: ColumnElement[Any], values: Sequence[Any], conn: Connection) -> ColumnElement[bool]:
@@ -226,36 +310,12 @@ def _in(column: ColumnElement[Any], values: Sequence[Any], conn: Connection) -> 
     return column.in_(values)
 
 
-def _bulk_insert(
+def _insert_sqlite(
     conn: Connection, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
 ) -> None:
-    """Insert many rows in one statement: COPY on Postgres, a multi-row INSERT on SQLite.
-
-    COPY runs on the same connection, so it is part of the page's transaction. It is
-    spelled by hand, so it names the deployment's schema itself (``qualified``).
-    """
-    if not rows:
-        return
-    if not is_postgres(conn):
+    """Many rows in one executemany INSERT (SQLite)."""
+    if rows:
         conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
-        return
-    json_at = [i for i, name in enumerate(columns) if name in _JSON_COLUMNS]
-    raw = conn.connection.driver_connection
-    assert isinstance(raw, psycopg.Connection)
-    with (
-        raw.cursor() as cursor,
-        cursor.copy(
-            sql.SQL("COPY {} ({}) FROM STDIN").format(
-                qualified(conn, table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
-            )
-        ) as copy,
-    ):
-        for row in rows:
-            copy.write_row(
-                [dumps_json(v) if i in json_at else v for i, v in enumerate(row)]
-                if json_at
-                else row
-            )
 
 
 def _update_row(state: ContactState, now: datetime) -> dict[str, Any]:

@@ -3,17 +3,20 @@
 
 1. lock the user's contacts (one user's pages run one at a time),
 2. read what the page already recorded and which of its contacts are unchanged at the
-   provider since they were imported (their version, ``store.seen``: skipped without reading
-   anything else), then who owns the other contacts' match keys,
+   provider since they were imported (their version, ``store.seen``: recorded ``skipped``
+   right there, without reading anything else), then who owns the other contacts' match keys,
 3. plan created / updated / skipped / failed (pure: ``domain.merge.plan_page_merge``),
-4. checkpoint the job: cursor, counts and lease, fenced (a lost lease stops the page here),
-5. write contacts, keys, audit rows and the provider versions of what was merged,
+4. checkpoint the job: cursor, counts and lease, fenced (a lost lease raises here and rolls
+   the whole page back, the unchanged contacts' audit rows with it),
+5. write contacts, keys, the other audit rows and the provider versions of what was merged,
 6. on the last page, save the provider's sync token for the next import of this account
    and when its listing completed (continuous sync counts from there).
 
-The statement count is fixed per page, whatever its size: the lock, what the page's contacts
-were before (``store.seen``: one read on Postgres, two on SQLite), the key owners and their
-contacts, the checkpoint, up to five writes. No per-contact round trips.
+The statement count is fixed per page, whatever its size. On Postgres: the lock, what the
+page's contacts were before (one statement, ``store.seen``), the key owners and their
+contacts, the checkpoint, all writes in one statement (``store.contacts.write_plan``). On
+SQLite (in process) a few more: two reads and an insert for the past, one write per table.
+No per-contact round trips.
 
 A value the database refuses (a data error: see ``data_errors``) fails only its contact: the
 page's transaction is rolled back and the page written again in a second one, its contacts in
@@ -28,6 +31,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 from sqlalchemy import Connection, Engine
@@ -145,7 +149,7 @@ def _write_isolating(conn: Connection, w: _Writer) -> PageResult:
         for c in w.page.contacts
     ]  # the refused are named by their normalized ids (a stand-in for an unstorable one)
     _write_part(conn, w, contacts, refused, actions)
-    record_failed(conn, job.id, refused)
+    record_failed(conn, job.user_id, job.provider, job.id, refused)
     actions[Action.FAILED] += len(refused)
     log.warning(
         "%d contacts of this page failed: the database refused their values",
@@ -207,7 +211,7 @@ def _plan(conn: Connection, w: _Writer, listed: Sequence[Listed]) -> PagePlan:
         else c
         for c in listed
     ]
-    seen = seen_before(conn, job.id, job.user_id, job.provider, contacts)
+    seen = seen_before(conn, job.id, job.user_id, job.provider, contacts, now=datetime.now(UTC))
     recorded, unchanged = seen.recorded, seen.unchanged
     planned = [
         normalize_contact(c, region)
