@@ -19,9 +19,10 @@ Measured, end to end through the importer (HTTP to the sandbox over loopback inc
   round trip (SELECT by email, UPDATE or INSERT, INSERT of the audit row), on the first 20,000
   contacts (``--naive-contacts``), with the index the original would have had for its lookup
   (GIN on ``contacts (user_id, emails)``; ``--naive-no-index`` runs it without);
-* the ceiling (``ceiling.py``): COPY of exactly the rows the first import ended with into empty
-  tables of the same shape, with no fetching or planning, and the first import as a fraction
-  of it; the re-import's rate as a multiple of the first import's.
+* the ceiling (``ceiling.py``): COPY of exactly the rows the first import ended with (contacts,
+  match keys, audit rows, provider versions) into empty tables of the same shape, with no
+  fetching or planning, and the first import as a fraction of it (also of the first three
+  tables alone); the re-import's rate as a multiple of the first import's.
 """
 
 from __future__ import annotations
@@ -707,14 +708,21 @@ def _report_limits(
     """How far the first import is from the ceiling, and the re-import from the first."""
     ceiling_rate = n / ceiling["seconds"]
     fraction = first["rate"] / ceiling_rate
+    # The three tables the issue named, without the provider versions (the import's fourth).
+    three_tables = ceiling["seconds"] - ceiling["seconds_per_table"]["provider_versions"]
+    fraction_three = first["rate"] * three_tables / n
     reimport_ratio = again["rate"] / first["rate"]
     rows = ceiling["rows"]
     megabytes = ceiling["bytes"] / 2**20
     print(f"ceiling (COPY)  {ceiling_rate:>10.0f} contacts/s   {rows['contacts']} contacts + "
-          f"{rows['contact_match_keys']} match keys + {rows['imported_contacts']} audit rows "
-          f"({megabytes:.1f} MB) in {ceiling['seconds']:.2f} s, one transaction")  # fmt: skip
+          f"{rows['contact_match_keys']} match keys + {rows['imported_contacts']} audit rows + "
+          f"{rows['provider_versions']} provider versions ({megabytes:.1f} MB) in "
+          f"{ceiling['seconds']:.2f} s, one transaction")  # fmt: skip
+    print(f"                without the provider versions: {n / three_tables:.0f} contacts/s "
+          f"in {three_tables:.2f} s")  # fmt: skip
     print(f"first / ceiling {fraction:>10.2f}             target >= {TARGET_CEILING_FRACTION}: "
-          f"{_met(fraction >= TARGET_CEILING_FRACTION)}")  # fmt: skip
+          f"{_met(fraction >= TARGET_CEILING_FRACTION)}   "
+          f"(three tables: {fraction_three:.2f})")  # fmt: skip
     reimport_met = _met(reimport_ratio >= TARGET_REIMPORT_RATIO)
     print(f"re-import/first {reimport_ratio:>10.2f}x            target >= "
           f"{TARGET_REIMPORT_RATIO:.0f}x: {reimport_met}")  # fmt: skip
@@ -722,6 +730,7 @@ def _report_limits(
         "ceiling_rate": round(ceiling_rate, 1),
         "ceiling": ceiling,
         "first_vs_ceiling": round(fraction, 3),
+        "first_vs_ceiling_three_tables": round(fraction_three, 3),
         "reimport_vs_first": round(reimport_ratio, 2),
     }
 
