@@ -2,10 +2,11 @@
 
 Every table, index and query goes through SQLAlchemy, which puts it in the schema by itself:
 the engine carries ``schema_translate_map={None: schema}`` (``store.db.create_db_engine``),
-which applies to DDL as well. What is spelled by hand must ask here instead: the COPY of the
-page write (``qualified``), the NOTIFY channel (``notify_channel``: two deployments do not
-wake each other's workers) and the advisory lock keys (``lock_seed``: they do not wait on
-each other's locks). No ``search_path`` is set anywhere: transaction poolers refuse it.
+which applies to DDL as well (the page's one write statement included). What is spelled by
+hand must ask here instead: SQLite's versions upsert (``quoted_table``), the NOTIFY channel
+(``notify_channel``: two deployments do not wake each other's workers) and the advisory lock
+keys (``lock_seed``: they do not wait on each other's locks). No ``search_path`` is set
+anywhere: transaction poolers refuse it.
 
 Without ``DATABASE_SCHEMA`` nothing is qualified (the connection's default schema, as before),
 and the channel and lock keys are those of earlier releases, so a rolling upgrade of a
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 
-from psycopg import sql
 from sqlalchemy import Connection, Engine
 
 __all__ = [
@@ -24,7 +24,6 @@ __all__ = [
     "db_schema",
     "lock_seed",
     "notify_channel",
-    "qualified",
     "quoted_table",
 ]
 
@@ -38,12 +37,6 @@ def db_schema(bind: Engine | Connection) -> str | None:
     translate = bind.get_execution_options().get("schema_translate_map") or {}
     schema = translate.get(None)
     return str(schema) if schema else None
-
-
-def qualified(bind: Engine | Connection, table: str) -> sql.Identifier:
-    """``table`` as a psycopg identifier, schema-qualified when the deployment has one."""
-    schema = db_schema(bind)
-    return sql.Identifier(schema, table) if schema else sql.Identifier(table)
 
 
 def quoted_table(bind: Engine | Connection, table: str) -> str:
