@@ -1,8 +1,9 @@
 """DATABASE_SCHEMA: two deployments in two schemas of one Postgres database never meet.
 
 Each gets its tables, indexes and Alembic version table in its own schema, imports through
-the same code (the page's COPY included), and wakes only its own workers. The database also
-holds the default deployment (the template migrated ``public``), which sees none of it.
+the same code (the page's one write statement included), and wakes only its own workers.
+The database also holds the default deployment (the template migrated ``public``), which
+sees none of it.
 """
 
 from __future__ import annotations
