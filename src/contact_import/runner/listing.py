@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from functools import partial
 from typing import NamedTuple, Protocol
 
@@ -120,33 +121,22 @@ class Listing:
 class PageAhead:
     """The next page, fetched on a helper thread while the current one is written.
 
-    One thread per page. An abandoned page's thread ends on its own: its provider waits give
-    up (the importer's sleep raises once the run is over), an HTTP call in flight runs to its
-    timeout, and what it fetched is dropped.
+    One thread per page, a daemon: an abandoned page's thread ends on its own (its provider
+    waits give up once the run is over, an HTTP call in flight runs to its timeout), and what
+    it fetched is dropped; it never holds up the process's exit.
     """
 
     def __init__(self, fetch: Callable[[], FetchedPage], job_id: str) -> None:
-        self._fetch = fetch
-        self._done = threading.Event()
-        self._result: FetchedPage | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._run, name=f"fetch-ahead-{job_id[:8]}", daemon=True
-        )
-        self._thread.start()
+        self._future: Future[FetchedPage] = Future()
+        name = f"fetch-ahead-{job_id[:8]}"
+        threading.Thread(target=self._run, args=(fetch,), name=name, daemon=True).start()
 
-    def _run(self) -> None:
+    def _run(self, fetch: Callable[[], FetchedPage]) -> None:
         try:
-            self._result = self._fetch()
+            self._future.set_result(fetch())
         except BaseException as exc:  # handed to the importer's thread, which decides
-            self._error = exc
-        finally:
-            self._done.set()
+            self._future.set_exception(exc)
 
     def result(self) -> FetchedPage:
         """The page, or what fetching it raised (raised here, in the importer's thread)."""
-        self._done.wait()
-        if self._error is not None:
-            raise self._error
-        assert self._result is not None
-        return self._result
+        return self._future.result()

@@ -52,7 +52,9 @@ from contact_import.store.schema import (
 )
 
 __all__ = [
+    "AUDIT_COLUMNS",
     "Incoming",
+    "insert_sqlite",
     "load_matches",
     "lock_user",
     "match_keys_of",
@@ -62,7 +64,7 @@ __all__ = [
 
 Incoming = NormalizedContact | RejectedContact
 
-_AUDIT_COLUMNS = (
+AUDIT_COLUMNS = (
     "import_job_id", "provider_contact_id", "contact_id", "action", "detail", "created_at",
 )  # fmt: skip
 _CONTACT_COLUMNS = (
@@ -131,20 +133,21 @@ def write_plan(conn: Connection, user_id: str, provider: str, job_id: UUID, plan
     """
     now = datetime.now(UTC)
     if is_postgres(conn):
-        conn.execute(_page_writes(), _page_write_params(user_id, provider, job_id, plan, now))
+        if plan.creates or plan.updates or plan.new_keys or plan.outcomes or plan.versions:
+            conn.execute(_page_writes(), _page_write_params(user_id, provider, job_id, plan, now))
         return
     created = [
         (s.id, user_id, s.display_name, s.emails, s.phones, s.keys, now, now) for s in plan.creates
     ]
-    _insert_sqlite(conn, contacts, _CONTACT_COLUMNS, created)
+    insert_sqlite(conn, contacts, _CONTACT_COLUMNS, created)
     _update_merged(conn, plan.updates, now)
     keys = [(user_id, key, contact_id) for key, contact_id in plan.new_keys.items()]
-    _insert_sqlite(conn, contact_match_keys, ("user_id", "key", "contact_id"), keys)
+    insert_sqlite(conn, contact_match_keys, ("user_id", "key", "contact_id"), keys)
     audit = [
         (job_id, o.provider_contact_id, o.contact_id, o.action.value, o.detail, now)
         for o in plan.outcomes
     ]
-    _insert_sqlite(conn, imported_contacts, _AUDIT_COLUMNS, audit)
+    insert_sqlite(conn, imported_contacts, AUDIT_COLUMNS, audit)
     _record_versions_sqlite(conn, user_id, provider, plan.versions)
 
 
@@ -152,18 +155,13 @@ def _page_write_params(
     user_id: str, provider: str, job_id: UUID, plan: PagePlan, now: datetime
 ) -> dict[str, Any]:
     """The values of ``_page_writes``: one JSON text per table (lists, in column order)."""
-    states = (plan.creates, plan.updates)
-    created, merged = (
-        json_value([(s.id, s.display_name, s.emails, s.phones, s.keys) for s in rows])
-        for rows in states
-    )
     return {
         "page_user": user_id,
         "page_provider": provider,
         "page_job": job_id,
         "page_now": now,
-        "created": created,
-        "merged": merged,
+        "created": _states_json(plan.creates),
+        "merged": _states_json(plan.updates),
         "keys": json_value(list(plan.new_keys.items())),
         "audit": json_value(
             [(o.provider_contact_id, o.contact_id, o.action.value, o.detail) for o in plan.outcomes]
@@ -172,6 +170,10 @@ def _page_write_params(
             [(x.provider_contact_id, x.contact_id, x.version) for x in plan.versions]
         ),
     }
+
+
+def _states_json(states: Sequence[ContactState]) -> str:
+    return json_value([(s.id, s.display_name, s.emails, s.phones, s.keys) for s in states])
 
 
 _JSONB = postgresql.JSONB()
@@ -222,7 +224,7 @@ def _page_writes() -> Any:
     ]  # fmt: skip
     audit = json_rows(json_param("audit"), audit_columns).subquery()
     insert_audit = insert(imported_contacts).from_select(
-        list(_AUDIT_COLUMNS),
+        list(AUDIT_COLUMNS),
         select(bindparam("page_job", type_=Uuid()), *audit.c, now),
     )
     writes = [insert_contacts, update_merged, insert_keys, insert_audit, _versions_upsert()]
@@ -246,7 +248,6 @@ def _record_versions_sqlite(
     )
 
 
-@lru_cache(maxsize=1)
 def _versions_upsert() -> Any:
     """The versions upsert of ``_page_writes`` (its ``versions``: a JSON list of
     [provider id, contact id, version])."""
@@ -310,7 +311,7 @@ def _in(column: ColumnElement[Any], values: Sequence[Any], conn: Connection) -> 
     return column.in_(values)
 
 
-def _insert_sqlite(
+def insert_sqlite(
     conn: Connection, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
 ) -> None:
     """Many rows in one executemany INSERT (SQLite)."""

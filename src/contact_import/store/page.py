@@ -213,18 +213,17 @@ def _plan(conn: Connection, w: _Writer, listed: Sequence[Listed]) -> PagePlan:
     ]
     seen = seen_before(conn, job.id, job.user_id, job.provider, contacts, now=datetime.now(UTC))
     recorded, unchanged = seen.recorded, seen.unchanged
+    done = recorded | unchanged  # neither matched nor planned again: no need to normalize
     planned = [
         normalize_contact(c, region)
-        if isinstance(c, IncomingContact) and c.provider_contact_id not in unchanged
+        if isinstance(c, IncomingContact) and c.provider_contact_id not in done
         else c
         for c in contacts
     ]
     to_match = [
         c
         for c in planned
-        if not isinstance(c, IncomingContact)
-        and c.provider_contact_id not in recorded
-        and c.provider_contact_id not in unchanged
+        if not isinstance(c, IncomingContact) and c.provider_contact_id not in done
     ]
     owners, existing = load_matches(conn, job.user_id, match_keys_of(job.provider, to_match))
     return plan_page_merge(

@@ -45,7 +45,7 @@ from sqlalchemy import (
 
 from contact_import.domain.contact import IncomingContact, RejectedContact
 from contact_import.domain.merge import UNCHANGED_DETAIL, Action, identity_key
-from contact_import.store.contacts import Incoming
+from contact_import.store.contacts import AUDIT_COLUMNS, Incoming, insert_sqlite
 from contact_import.store.db import is_postgres
 from contact_import.store.json_params import json_param, json_rows, json_value
 from contact_import.store.schema import (
@@ -109,11 +109,6 @@ def _owned_versions(user_id: Any, provider: str) -> tuple[Any, Any]:
     return owned, and_(v.user_id == user_id, v.provider == provider)
 
 
-_AUDIT_COLUMNS = (
-    "import_job_id", "provider_contact_id", "contact_id", "action", "detail", "created_at",
-)  # fmt: skip
-
-
 @lru_cache(maxsize=16)
 def _one_statement(provider: str) -> Select[Any]:
     """Built once per provider; executed with ``seen_job``, ``seen_user``, ``seen_now`` and
@@ -155,7 +150,7 @@ def _one_statement(provider: str) -> Select[Any]:
         literal(UNCHANGED_DETAIL, Text),
         bindparam("seen_now", type_=UTCDateTime()),
     ).where(~found.c.recorded)
-    audit = insert(imported_contacts).from_select(list(_AUDIT_COLUMNS), skipped)
+    audit = insert(imported_contacts).from_select(list(AUDIT_COLUMNS), skipped)
     return select(found.c.pcid, found.c.recorded).add_cte(audit.cte("skipped_rows"))
 
 
@@ -188,11 +183,7 @@ def _seen_sqlite(
         .where(mine, v.provider_contact_id.in_(to_check))
     )
     unchanged = {pcid: cid for pcid, version, cid in found if versions[pcid] == version}
-    if unchanged:
-        rows = [
-            dict(zip(_AUDIT_COLUMNS, (job_id, pcid, cid, Action.SKIPPED.value,
-                                      UNCHANGED_DETAIL, now), strict=True))
-            for pcid, cid in unchanged.items()
-        ]  # fmt: skip
-        conn.execute(insert(imported_contacts), rows)
+    skipped = Action.SKIPPED.value
+    rows = [(job_id, pcid, cid, skipped, UNCHANGED_DETAIL, now) for pcid, cid in unchanged.items()]
+    insert_sqlite(conn, imported_contacts, AUDIT_COLUMNS, rows)
     return Seen(recorded, set(unchanged))
