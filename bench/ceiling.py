@@ -68,34 +68,46 @@ def _drop_tables(conn: psycopg.Connection[Any]) -> None:
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(f"ceiling_{table}")))
 
 
-def copy_ceiling(db_url: str, *, user: str, job_id: str) -> dict[str, Any]:
-    """Seconds to COPY the rows ``user``'s import ``job_id`` ended with into empty tables."""
+def copy_ceiling(db_url: str, *, user: str, job_id: str, repeats: int = 3) -> dict[str, Any]:
+    """Seconds to COPY the rows ``user``'s import ``job_id`` ended with into empty tables.
+
+    The fastest of ``repeats`` runs, each into freshly created tables: the ceiling is the
+    limit, and on a shared machine one run of under a second varies by a third between runs
+    (0.50 to 0.77 s for the same 20,000-contact rows, measured).
+    """
     with psycopg.connect(_conninfo(db_url), autocommit=True) as conn:
         values = {"user_id": user, "import_job_id": job_id}
         data = {table: _copy_out(conn, table, col, values[col]) for table, col in TABLES}
         rows = {table: blob.count(b"\n") for table, blob in data.items()}
-        _create_tables(conn)
-        per_table: dict[str, float] = {}
-        try:
-            started = time.perf_counter()
-            with conn.transaction(), conn.cursor() as cur:
-                for table, _ in TABLES:
-                    target = sql.SQL("COPY {} FROM STDIN").format(
-                        sql.Identifier(f"ceiling_{table}")
-                    )
-                    table_started = time.perf_counter()
-                    with cur.copy(target) as copy:
-                        copy.write(data[table])
-                    per_table[table] = round(time.perf_counter() - table_started, 3)
-            seconds = time.perf_counter() - started
-        finally:
-            _drop_tables(conn)
+        timings = [_copy_in(conn, data) for _ in range(repeats)]
+    seconds, per_table = min(timings, key=lambda timing: timing[0])
     return {
         "seconds": round(seconds, 3),
         "seconds_per_table": per_table,
+        "seconds_each_run": [round(run_seconds, 3) for run_seconds, _ in timings],
         "rows": rows,
         "bytes": sum(map(len, data.values())),
     }
+
+
+def _copy_in(
+    conn: psycopg.Connection[Any], data: dict[str, bytes]
+) -> tuple[float, dict[str, float]]:
+    """One timed COPY of every table, in one transaction, into fresh tables dropped after."""
+    _create_tables(conn)
+    per_table: dict[str, float] = {}
+    try:
+        started = time.perf_counter()
+        with conn.transaction(), conn.cursor() as cur:
+            for table, _ in TABLES:
+                target = sql.SQL("COPY {} FROM STDIN").format(sql.Identifier(f"ceiling_{table}"))
+                table_started = time.perf_counter()
+                with cur.copy(target) as copy:
+                    copy.write(data[table])
+                per_table[table] = round(time.perf_counter() - table_started, 3)
+        return time.perf_counter() - started, per_table
+    finally:
+        _drop_tables(conn)
 
 
 def create_naive_index(db_url: str) -> None:

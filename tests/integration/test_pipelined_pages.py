@@ -9,16 +9,19 @@ committed under the lease, the page fetched ahead is dropped, the next owner fin
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import event, update
 
 from contact_import.domain.job import JobStatus
 from contact_import.providers.base import ContactPage, ContactSource
 from contact_import.runner.importer import ImportBudget, Outcome, SourceFor
+from contact_import.runner.listing import GIL_SWITCH_INTERVAL
 from contact_import.runtime import Runtime
 from contact_import.sandbox.server import RunningSandbox
 from contact_import.settings import Settings
@@ -111,6 +114,27 @@ def test_without_pipelining_each_page_is_fetched_after_the_one_before_is_written
         assert importer.run(claimed, ImportBudget()) is Outcome.COMPLETED
         me = threading.current_thread().name
         assert seen == [(me, n) for n in range(SIZE // PAGE)]
+
+
+def test_a_pipelining_importer_hands_the_gil_over_promptly_and_a_sequential_one_leaves_it(
+    settings_for: Callable[..., Settings],
+) -> None:
+    """The helper thread fetching ahead is busy in Python while the importer's thread waits on
+    the database: a pipelining runtime lowers the process's switch interval (never raises
+    it), a sequential one leaves the interpreter's as it was (bench/gil_handoff.py)."""
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)  # CPython's default, whatever ran in this process before
+        with Runtime.build(settings_for(pipeline_pages=False)):
+            assert sys.getswitchinterval() == 0.005
+        with Runtime.build(settings_for()):
+            assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_INTERVAL)
+        sys.setswitchinterval(0.0001)  # lower already: kept
+        lower = sys.getswitchinterval()  # as CPython stores it (whole microseconds)
+        with Runtime.build(settings_for()):
+            assert sys.getswitchinterval() == lower
+    finally:
+        sys.setswitchinterval(before)
 
 
 def test_a_lease_lost_while_a_page_is_fetched_ahead_writes_nothing_more(
