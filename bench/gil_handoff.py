@@ -9,7 +9,7 @@ page in Python (``runner.listing``). Each answer the importer's thread gets must
 back from the helper, which CPython hands over when the switch interval has passed (5 ms by
 default). This times the page write's first statement (BEGIN, then ``pg_advisory_xact_lock``:
 two round trips) alone, beside a thread busy in Python, and beside it again at the importer's
-interval (``runner.listing.GIL_SWITCH_INTERVAL``), each at the median of ``--rounds``.
+interval (``runner.interpreter.GIL_SWITCH_INTERVAL``), each at the median of ``--rounds``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import time
 
 from sqlalchemy import Engine, create_engine, func, select, text
 
-from contact_import.runner.listing import GIL_SWITCH_INTERVAL
+from contact_import.runner.interpreter import GIL_SWITCH_INTERVAL
 
 
 def _first_statement_ms(engine: Engine, rounds: int) -> float:

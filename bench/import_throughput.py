@@ -7,9 +7,10 @@ Prints figures; it is not a test. Usage:
     .venv/bin/python bench/import_throughput.py --profile            # first import, cProfile
     .venv/bin/python bench/import_throughput.py --profile-reimport   # re-import, cProfile
 
-``BENCH_GIL_SWITCH_MS=5`` in the environment sets each import's GIL switch interval after the
-importer set its own (0.5 ms when it fetches pages ahead; 5 ms is CPython's default), to
-measure what that setting is worth.
+``BENCH_GIL_SWITCH_MS=5`` and ``BENCH_GC_YOUNG=700`` in the environment set each import's GIL
+switch interval and the garbage collector's first threshold after the importer set its own
+(``runner.interpreter``: 0.5 ms when it fetches pages ahead, 10,000; CPython's defaults are
+5 ms and 700), to measure what those settings are worth.
 
 Creates a fresh database ``bench_<random>`` next to ``--pg`` (an admin URL), migrates it, runs
 the sandbox provider in a separate process, runs each measured import in its own fresh child
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import gc
 import io
 import json
 import os
@@ -224,7 +226,10 @@ def child_import(argv: list[str]) -> None:
     with Runtime.build(_settings(args.db, args.api, pipeline=not args.no_pipeline)) as rt:
         if switch_ms := os.environ.get("BENCH_GIL_SWITCH_MS"):  # after the importer set its own
             sys.setswitchinterval(float(switch_ms) / 1000)
+        if young := os.environ.get("BENCH_GC_YOUNG"):
+            gc.set_threshold(int(young), *gc.get_threshold()[1:])
         timer = _SqlTimer(rt.engine)
+        collections = _GcTimer()
         grant_id = rt.grants.create(args.user, "google", access_token=args.token)
         # A full listing every time: the re-import measured here is the whole book again
         # (all skipped), not the incremental one a sync token would give (nothing changed).
@@ -265,6 +270,7 @@ def child_import(argv: list[str]) -> None:
             assert timed.cpu_finished is not None
             cpu = timed.cpu_finished.since(timed.cpu_started)  # the import's own span
         sampler.stop()
+        collections.stop()
         final = rt.jobs.get(job.id)
     if final.status is not JobStatus.COMPLETED:
         raise SystemExit(f"job ended {final.status.value}: {final.error_message}")
@@ -284,6 +290,7 @@ def child_import(argv: list[str]) -> None:
         "sampled_peak_rss_during_import_mb": round(sampler.peak, 1),
         "worker_run_seconds": round(worker_done - started, 3),
         "cpu": cpu if not args.profile else None,
+        "gc": collections.summary(),
         "created": final.created_contacts,
         "updated": final.updated_contacts,
         "skipped": final.skipped_contacts,
@@ -291,6 +298,29 @@ def child_import(argv: list[str]) -> None:
         "sql": {k: [int(v[0]), round(v[1], 3)] for k, v in timer.stats.items()},
     }
     print(json.dumps(result))
+
+
+class _GcTimer:
+    """Seconds the cyclic garbage collector ran (GIL held) and its collections, by generation."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.collections = [0, 0, 0]
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+            self.collections[info["generation"]] += 1
+
+    def stop(self) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def summary(self) -> dict[str, Any]:
+        return {"seconds": round(self.seconds, 3), "collections": self.collections}
 
 
 def _profile_report(profiler: cProfile.Profile) -> str:
@@ -817,6 +847,11 @@ def report(runs: dict[str, dict[str, Any]], n: int, as_json: bool) -> None:
             print(f"CPU, {label}: the importer {c['importer_cores']:.2f} cores (all its threads), "
                   f"the machine {c['machine_cores']:.2f} of {c['cores']} busy (Postgres, the "
                   f"sandbox and the importer)")  # fmt: skip
+    for label, r in (("first import", first), ("re-import", again)):
+        if r.get("gc"):
+            young, middle, oldest = r["gc"]["collections"]
+            print(f"GC, {label}: {r['gc']['seconds']:.2f} s collecting ({young} young, "
+                  f"{middle} middle, {oldest} full collections, GIL held)")  # fmt: skip
     _print_sql("first import", first["sql"])
     _print_sql("re-import", again["sql"])
     if as_json:

@@ -9,6 +9,7 @@ committed under the lease, the page fetched ahead is dropped, the next owner fin
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from sqlalchemy import event, update
 from contact_import.domain.job import JobStatus
 from contact_import.providers.base import ContactPage, ContactSource
 from contact_import.runner.importer import ImportBudget, Outcome, SourceFor
-from contact_import.runner.listing import GIL_SWITCH_INTERVAL
+from contact_import.runner.interpreter import GC_YOUNG_THRESHOLD, GIL_SWITCH_INTERVAL
 from contact_import.runtime import Runtime
 from contact_import.sandbox.server import RunningSandbox
 from contact_import.settings import Settings
@@ -116,25 +117,33 @@ def test_without_pipelining_each_page_is_fetched_after_the_one_before_is_written
         assert seen == [(me, n) for n in range(SIZE // PAGE)]
 
 
-def test_a_pipelining_importer_hands_the_gil_over_promptly_and_a_sequential_one_leaves_it(
+def test_an_importer_sets_the_interpreter_for_imports_and_never_undoes_a_stronger_setting(
     settings_for: Callable[..., Settings],
 ) -> None:
-    """The helper thread fetching ahead is busy in Python while the importer's thread waits on
-    the database: a pipelining runtime lowers the process's switch interval (never raises
-    it), a sequential one leaves the interpreter's as it was (bench/gil_handoff.py)."""
-    before = sys.getswitchinterval()
+    """``runner.interpreter``: building a runtime raises the collector's first threshold; a
+    pipelining one also lowers the GIL switch interval, a sequential one leaves it. A process
+    that already went further (or turned automatic collection off) keeps its own."""
+    interval, thresholds = sys.getswitchinterval(), gc.get_threshold()
     try:
-        sys.setswitchinterval(0.005)  # CPython's default, whatever ran in this process before
+        sys.setswitchinterval(0.005)  # CPython's defaults, whatever ran in this process before
+        gc.set_threshold(700, 10, 10)
         with Runtime.build(settings_for(pipeline_pages=False)):
             assert sys.getswitchinterval() == 0.005
+            assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, 10, 10)
         with Runtime.build(settings_for()):
             assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_INTERVAL)
-        sys.setswitchinterval(0.0001)  # lower already: kept
+        sys.setswitchinterval(0.0001)
         lower = sys.getswitchinterval()  # as CPython stores it (whole microseconds)
+        gc.set_threshold(50_000, 20, 5)
         with Runtime.build(settings_for()):
             assert sys.getswitchinterval() == lower
+            assert gc.get_threshold() == (50_000, 20, 5)
+        gc.set_threshold(0)  # automatic collection off
+        with Runtime.build(settings_for()):
+            assert gc.get_threshold()[0] == 0
     finally:
-        sys.setswitchinterval(before)
+        sys.setswitchinterval(interval)
+        gc.set_threshold(*thresholds)
 
 
 def test_a_lease_lost_while_a_page_is_fetched_ahead_writes_nothing_more(

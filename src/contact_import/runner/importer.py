@@ -31,13 +31,8 @@ from contact_import.errors import (
 from contact_import.failures import FailureReason, failure_reason
 from contact_import.metrics import Metrics
 from contact_import.providers.base import ContactPage
-from contact_import.runner.listing import (
-    Listing,
-    PageAhead,
-    SourceFor,
-    hand_over_the_gil_promptly,
-    mostly_skipped,
-)
+from contact_import.runner.interpreter import tune_for_imports
+from contact_import.runner.listing import Listing, PageAhead, SourceFor, mostly_skipped
 from contact_import.runner.settlements import PendingSettlements, Settlement
 from contact_import.store.db_errors import as_store_error
 from contact_import.store.grants import GrantStore
@@ -146,12 +141,12 @@ class Importer:
         pipeline: bool = True,
     ) -> None:
         """``clock`` and ``sleep`` pace the provider's retry waits (tests pass a fake pair);
-        ``pipeline`` False fetches each page only after the one before it is written; True
-        also lowers the process's GIL switch interval (``runner.listing``)."""
+        ``pipeline`` False fetches each page only after the one before it is written.
+        Sets the process's garbage collector, and with ``pipeline`` its GIL switch interval,
+        for imports (``runner.interpreter``)."""
         self._engine = engine
         self._pipeline = pipeline
-        if pipeline:
-            hand_over_the_gil_promptly()
+        tune_for_imports(pipeline=pipeline)
         self._clock, self._sleep = clock, sleep
         self._jobs = jobs
         self._sources = sources

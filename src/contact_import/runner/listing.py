@@ -10,13 +10,12 @@ a refreshed grant), so a page fetched ahead that is not needed is simply dropped
 
 While a page is fetched ahead, the helper thread parses and normalizes in Python as the
 importer's thread waits on the database, and every answer the importer gets must take the GIL
-back from the helper: ``hand_over_the_gil_promptly`` shortens how long that takes.
+back from the helper: ``runner.interpreter`` shortens how long that takes.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -30,14 +29,7 @@ from contact_import.store.grants import GrantStore
 from contact_import.store.jobs import Job, PageCounts
 from contact_import.store.page import Listed
 
-__all__ = [
-    "FetchedPage",
-    "Listing",
-    "PageAhead",
-    "SourceFor",
-    "hand_over_the_gil_promptly",
-    "mostly_skipped",
-]
+__all__ = ["FetchedPage", "Listing", "PageAhead", "SourceFor", "mostly_skipped"]
 
 log = logging.getLogger("contact_import.importer")
 
@@ -47,22 +39,6 @@ _MAX_RESTARTS = 2
 # provider too (a full re-import), so its contacts go to the page write as listed, which
 # normalizes only those that changed, instead of all of them being normalized ahead.
 _SKIPPED_SHARE_TO_DEFER = 0.5
-# How long a busy Python thread keeps the GIL from a thread whose database answer has come in.
-# CPython's default is 5 ms, and a statement's answer can wait for it more than once (its
-# BEGIN is a round trip of its own): with a thread busy in Python beside it, a one-row
-# statement took 22 ms against 0.45 ms alone, and 1.8 ms at 0.5 ms (bench/gil_handoff.py).
-GIL_SWITCH_INTERVAL = 0.0005
-
-
-def hand_over_the_gil_promptly() -> None:
-    """Lower the process's GIL switch interval to ``GIL_SWITCH_INTERVAL`` (never raise it).
-
-    A process setting (``sys.setswitchinterval``): the importer calls it when it fetches pages
-    ahead, as a process that runs imports owns it. Costs CPU-bound threads a few more switches
-    a second; it is the interpreter's own remedy for I/O-bound threads held up by busy ones.
-    """
-    if sys.getswitchinterval() > GIL_SWITCH_INTERVAL:
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL)
 
 
 class SourceFor(Protocol):
