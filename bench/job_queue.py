@@ -45,7 +45,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import psycopg
-from import_throughput import bench_database, running_sandbox
+from import_throughput import bench_database, running_sandbox, stop_process
 from sqlalchemy import func, select
 
 from contact_import.domain.job import JobStatus
@@ -154,7 +154,7 @@ def queued_to_completed(rt: Runtime, token: str, samples: int, db: str, api: str
             assert job.completed_at is not None
             latencies.append((job.completed_at - job.started_at).total_seconds() * 1000)
     finally:
-        _stop(worker)
+        stop_process(worker, timeout=15)
     return _dist("queued -> completed (running worker process)", latencies)
 
 
@@ -162,15 +162,6 @@ def _start_worker(db: str, api: str, *, once: bool) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "contact_import", "worker", "--concurrency", "1"]
     cmd += ["--log-level", "warning", *(["--once"] if once else [])]
     return subprocess.Popen(cmd, env=_env(db, api))
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def _wait_completed(rt: Runtime, ids: Sequence[Any], *, timeout: float) -> list[Any]:
