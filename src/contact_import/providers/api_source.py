@@ -26,6 +26,7 @@ from contact_import.providers.http import (
     RetryPolicy,
     get_with_retries,
     json_object,
+    wait_while_parsing_held,
 )
 
 __all__ = ["MAX_PAGE_SIZE", "ApiContactSource"]
@@ -95,6 +96,7 @@ class ApiContactSource(ABC):
             policy=self._policy,
             params=params,
         )
+        wait_while_parsing_held()  # a page fetched ahead: parsed when the importer lets it
         return json_object(response, self.api_name)
 
     @classmethod

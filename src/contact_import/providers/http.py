@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -43,6 +44,8 @@ __all__ = [
     "json_object",
     "map_httpx_errors",
     "parse_retry_after",
+    "parsing_held_until",
+    "wait_while_parsing_held",
 ]
 
 logger = logging.getLogger(__name__)
@@ -144,6 +147,38 @@ def map_httpx_errors(
         raise ProviderUnavailable(f"could not reach {api_name} ({type(exc).__name__})") from exc
     except httpx.InvalidURL as exc:
         raise bad_url(f"the {api_name} URL is not valid") from exc
+
+
+# Per thread: the gate a response body waits for before it is parsed (``parsing_held_until``).
+_parsing = threading.local()
+
+
+@contextmanager
+def parsing_held_until(gate: threading.Event) -> Iterator[None]:
+    """In this thread, a contacts page answered is parsed only once ``gate`` is set
+    (``wait_while_parsing_held``, which the contacts sources call before parsing a page).
+
+    For the thread that fetches a page ahead (``runner.listing``): the request goes out at
+    once, but parsing the answer (one call into orjson that holds the GIL for milliseconds,
+    then the contacts in Python) waits until the importer's thread is in a long wait on the
+    database, instead of holding up each of its short round trips on the way there. Nothing
+    else waits: a token refresh, an error body, a profile are handled as they come. That
+    matters: a token refresh holds the grant's lock (on SQLite the database's write lock)
+    while it waits for the token endpoint, and the page write needs that lock before it
+    releases the gate.
+    """
+    _parsing.gate = gate
+    try:
+        yield
+    finally:
+        _parsing.gate = None
+
+
+def wait_while_parsing_held() -> None:
+    """Return once this thread may parse a contacts page (at once unless ``parsing_held_until``)."""
+    gate: threading.Event | None = getattr(_parsing, "gate", None)
+    if gate is not None:
+        gate.wait()
 
 
 def json_object(response: httpx.Response, api_name: str) -> dict[str, Any]:

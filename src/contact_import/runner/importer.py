@@ -1,7 +1,8 @@
 """Run one claimed job, page by page, until it completes, fails, or must yield.
 
 Pages are pipelined: while page N's transaction runs on the database, page N+1 is fetched,
-parsed and normalized on a helper thread (``runner.listing``). Only the fetch moves: page
+parsed and normalized on a helper thread (``runner.listing``; parsed once page N's write is in
+its long wait on the database). Only the fetch moves: page
 N+1 is matched, planned and written after page N committed, in its own transaction, behind
 the same lease fence, so a page fetched ahead of a lost lease, a cancel, a shutdown or a spent
 budget is simply dropped (fetching writes nothing). Matching cannot move ahead: it reads the
@@ -220,7 +221,11 @@ class Importer:
                 page, ahead = fetched.page, None
                 if page.next_cursor is not None and self._fetches_ahead(budget, stop):
                     ahead = listing.fetch_ahead(page.next_cursor, defer)
-                result = self._store(job, page, fetched.incoming)
+                try:
+                    result = self._store(job, page, fetched.incoming, ahead)
+                finally:
+                    if ahead is not None:  # the write is over: parse now if not yet
+                        ahead.release()
                 progress.add(result.counts)
                 defer = mostly_skipped(result.counts, len(fetched.incoming))
                 budget.record_page(budget.clock() - started)
@@ -232,13 +237,18 @@ class Importer:
                 cursor = page.next_cursor
         finally:
             abandon.set()
+            if ahead is not None:  # dropped: let its thread finish
+                ahead.release()
 
     def _fetches_ahead(self, budget: ImportBudget, stop: threading.Event) -> bool:
         """Fetch the next page while this one is written, unless the run will stop first."""
         return self._pipeline and not stop.is_set() and budget.can_start_page(pages=2)
 
-    def _store(self, job: Job, page: ContactPage, incoming: list[Listed]) -> PageResult:
-        """Write the page in ONE transaction (``store.page``) and count it."""
+    def _store(
+        self, job: Job, page: ContactPage, incoming: list[Listed], ahead: PageAhead | None
+    ) -> PageResult:
+        """Write the page in ONE transaction (``store.page``) and count it; the page ahead,
+        if any, is parsed once the write waits on the database (``runner.listing``)."""
         stored = PageWrite(
             job, incoming, page.next_cursor, page.total, page.sync_token, self._region
         )
@@ -248,6 +258,7 @@ class Importer:
             stored,
             lease_seconds=self._lease_seconds,
             webhooks=self._jobs.webhooks,
+            before_long_wait=ahead.release if ahead is not None else None,
         )
         counts = result.counts
         self._metrics.record_contacts(counts)

@@ -92,6 +92,7 @@ class _Writer:
     lease_seconds: float
     new_id: Callable[[], UUID]
     webhooks: bool
+    before_long_wait: Callable[[], None]
 
 
 def write_page(
@@ -102,13 +103,18 @@ def write_page(
     lease_seconds: float,
     webhooks: bool,
     new_id: Callable[[], UUID] = uuid4,
+    before_long_wait: Callable[[], None] | None = None,
 ) -> PageResult:
     """Store one page and advance its job, atomically; raises LeaseLost (and rolls back).
 
     A contact whose values the database refuses is ``failed`` alone (see the module doc).
     ``webhooks``: the last page also puts the job's ``import.completed`` in the outbox.
+    ``before_long_wait`` is called right before the page's longest statement (its writes, or
+    for a page handed over as listed the lookup that skips its unchanged contacts), perhaps
+    more than once and perhaps not at all: another thread can run Python while this one waits
+    (``runner.listing``), instead of during the short round trips before it.
     """
-    writer = _Writer(page, grants, lease_seconds, new_id, webhooks)
+    writer = _Writer(page, grants, lease_seconds, new_id, webhooks, before_long_wait or _nothing)
     try:
         with engine.begin() as conn:
             return _write_whole(conn, writer)
@@ -132,6 +138,7 @@ def _write_whole(conn: Connection, w: _Writer) -> PageResult:
     counts = _counts(plan.counts())
     # Fence first: if the lease is gone, nothing below is written.
     cancel = _checkpoint(conn, w, counts)
+    w.before_long_wait()
     write_plan(conn, job.user_id, job.provider, job.id, plan)
     _save_sync_token(conn, w)
     return PageResult(counts, cancel)
@@ -211,6 +218,8 @@ def _plan(conn: Connection, w: _Writer, listed: Sequence[Listed]) -> PagePlan:
         else c
         for c in listed
     ]
+    if any(isinstance(c, IncomingContact) for c in contacts):
+        w.before_long_wait()  # handed over as listed: most are unchanged, skipped right here
     seen = seen_before(conn, job.id, job.user_id, job.provider, contacts, now=datetime.now(UTC))
     recorded, unchanged = seen.recorded, seen.unchanged
     done = recorded | unchanged  # neither matched nor planned again: no need to normalize
@@ -235,6 +244,10 @@ def _plan(conn: Connection, w: _Writer, listed: Sequence[Listed]) -> PagePlan:
         already_recorded=recorded,
         unchanged=unchanged,
     )
+
+
+def _nothing() -> None:
+    pass
 
 
 def _checkpoint(conn: Connection, w: _Writer, counts: PageCounts) -> bool:
