@@ -12,12 +12,12 @@ While a page is fetched ahead, the helper thread parses and normalizes in Python
 importer's thread waits on the database, and every answer the importer gets must take the GIL
 back from the helper. Two things keep that short:
 
-* the helper sends its request at once but parses the answer only once the page write is in
-  its long wait on the database (``PageAhead.release``, called by ``store.page`` right before
-  the page's writes, or before the lookup that skips the unchanged contacts of a page handed
-  over as listed): the page's short round trips before it (lock, lookups, checkpoint) no
-  longer each wait for a parse to give the GIL back. At 20,000 contacts that made the first
-  import 35 % faster (``docs/performance.md``);
+* on Postgres the helper sends its request at once but parses the answer only once the page
+  write is in its long wait on the database (``PageAhead.release``, called by ``store.page``
+  right before the page's writes, or before the lookup that skips the unchanged contacts of
+  a page handed over as listed): the page's short round trips before it (lock, lookups,
+  checkpoint) no longer each wait for a parse to give the GIL back (``docs/performance.md``).
+  On SQLite, in process, there are no round trips to protect: it parses at once;
 * ``runner.interpreter`` shortens the GIL's switch interval.
 """
 

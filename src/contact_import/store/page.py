@@ -12,6 +12,9 @@
 6. on the last page, save the provider's sync token for the next import of this account
    and when its listing completed (continuous sync counts from there).
 
+On Postgres, the page fetched ahead (``runner.listing``) is parsed by its thread only from
+step 5 on (from step 2 for a page handed over as listed): ``before_long_wait``.
+
 The statement count is fixed per page, whatever its size. On Postgres: the lock, what the
 page's contacts were before (one statement, ``store.seen``), the key owners and their
 contacts, the checkpoint, all writes in one statement (``store.contacts.write_plan``). On
@@ -109,12 +112,19 @@ def write_page(
 
     A contact whose values the database refuses is ``failed`` alone (see the module doc).
     ``webhooks``: the last page also puts the job's ``import.completed`` in the outbox.
-    ``before_long_wait`` is called right before the page's longest statement (its writes, or
-    for a page handed over as listed the lookup that skips its unchanged contacts), perhaps
-    more than once and perhaps not at all: another thread can run Python while this one waits
-    (``runner.listing``), instead of during the short round trips before it.
+    ``before_long_wait`` is called right before the page's longest statement on Postgres (its
+    writes, or for a page handed over as listed the lookup that skips its unchanged contacts),
+    perhaps more than once and perhaps not at all: another thread can run Python while this
+    one waits (``runner.listing``), instead of during the short round trips before it. On
+    SQLite it is called at once.
     """
-    writer = _Writer(page, grants, lease_seconds, new_id, webhooks, before_long_wait or _nothing)
+    release = before_long_wait or _nothing
+    if engine.dialect.name != "postgresql":
+        # SQLite runs in this process: no round trips to keep short, and its statements
+        # need the GIL between rows as much as a parse does. The other thread goes on now.
+        release()
+        release = _nothing
+    writer = _Writer(page, grants, lease_seconds, new_id, webhooks, release)
     try:
         with engine.begin() as conn:
             return _write_whole(conn, writer)
