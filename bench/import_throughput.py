@@ -9,7 +9,7 @@ Prints figures; it is not a test. Usage:
 
 ``BENCH_GIL_SWITCH_MS=5`` and ``BENCH_GC_YOUNG=700`` in the environment set each import's GIL
 switch interval and the garbage collector's first threshold after the importer set its own
-(``runner.interpreter``: 0.5 ms when it fetches pages ahead, 10,000; CPython's defaults are
+(``runner.interpreter``: 0.5 ms when it fetches pages ahead, 25,000; CPython's defaults are
 5 ms and 700), to measure what those settings are worth.
 
 Creates a fresh database ``bench_<random>`` next to ``--pg`` (an admin URL), migrates it, runs
