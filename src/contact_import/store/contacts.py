@@ -7,7 +7,7 @@ round trips (``tests/integration/test_page_statements.py`` counts them).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -54,6 +54,7 @@ from contact_import.store.schema import (
 __all__ = [
     "AUDIT_COLUMNS",
     "Incoming",
+    "do_nothing",
     "insert_sqlite",
     "load_matches",
     "lock_user",
@@ -124,17 +125,33 @@ def load_matches(
     return owners, existing
 
 
-def write_plan(conn: Connection, user_id: str, provider: str, job_id: UUID, plan: PagePlan) -> None:
+def do_nothing() -> None:
+    """The ``before_long_wait`` of a statement nobody waits beside."""
+
+
+def write_plan(
+    conn: Connection,
+    user_id: str,
+    provider: str,
+    job_id: UUID,
+    plan: PagePlan,
+    *,
+    before_long_wait: Callable[[], None] = do_nothing,
+) -> None:
     """The plan's new contacts, merged contacts, new keys, audit rows and provider versions.
 
     On Postgres ONE statement (``_page_writes``): each table's rows are one JSON parameter,
     encoded by orjson in C, and written by a data-modifying CTE; one round trip whatever the
-    page holds. On SQLite (in process: no round trips to save) one executemany per table.
+    page holds. ``before_long_wait`` is called once its parameters are built, right before it
+    is sent (``store.page``). On SQLite (in process: no round trips to save) one executemany
+    per table.
     """
     now = datetime.now(UTC)
     if is_postgres(conn):
         if plan.creates or plan.updates or plan.new_keys or plan.outcomes or plan.versions:
-            conn.execute(_page_writes(), _page_write_params(user_id, provider, job_id, plan, now))
+            params = _page_write_params(user_id, provider, job_id, plan, now)
+            before_long_wait()
+            conn.execute(_page_writes(), params)
         return
     created = [
         (s.id, user_id, s.display_name, s.emails, s.phones, s.keys, now, now) for s in plan.creates

@@ -12,8 +12,9 @@
 6. on the last page, save the provider's sync token for the next import of this account
    and when its listing completed (continuous sync counts from there).
 
-On Postgres, the page fetched ahead (``runner.listing``) is parsed by its thread only from
-step 5 on (from step 2 for a page handed over as listed): ``before_long_wait``.
+On Postgres, the page fetched ahead (``runner.listing``) is parsed by its thread only once
+step 5's statement is sent (step 2's for a page handed over as listed): ``before_long_wait``,
+called when this thread has built the statement's parameters and is about to wait.
 
 The statement count is fixed per page, whatever its size. On Postgres: the lock, what the
 page's contacts were before (one statement, ``store.seen``), the key owners and their
@@ -43,6 +44,7 @@ from contact_import.domain.contact import IncomingContact, looked_up_as_sent, no
 from contact_import.domain.merge import Action, PagePlan, plan_page_merge
 from contact_import.store.contacts import (
     Incoming,
+    do_nothing,
     load_matches,
     lock_user,
     match_keys_of,
@@ -112,18 +114,18 @@ def write_page(
 
     A contact whose values the database refuses is ``failed`` alone (see the module doc).
     ``webhooks``: the last page also puts the job's ``import.completed`` in the outbox.
-    ``before_long_wait`` is called right before the page's longest statement on Postgres (its
-    writes, or for a page handed over as listed the lookup that skips its unchanged contacts),
-    perhaps more than once and perhaps not at all: another thread can run Python while this
-    one waits (``runner.listing``), instead of during the short round trips before it. On
-    SQLite it is called at once.
+    ``before_long_wait`` is called right before the page's longest statement is sent on
+    Postgres (its writes, or for a page handed over as listed the lookup that skips its
+    unchanged contacts), its parameters built, perhaps more than once and perhaps not at
+    all: another thread can run Python while this one waits (``runner.listing``), instead of
+    during the short round trips and the Python before it. On SQLite it is called at once.
     """
-    release = before_long_wait or _nothing
+    release = before_long_wait or do_nothing
     if engine.dialect.name != "postgresql":
         # SQLite runs in this process: no round trips to keep short, and its statements
         # need the GIL between rows as much as a parse does. The other thread goes on now.
         release()
-        release = _nothing
+        release = do_nothing
     writer = _Writer(page, grants, lease_seconds, new_id, webhooks, release)
     try:
         with engine.begin() as conn:
@@ -148,8 +150,7 @@ def _write_whole(conn: Connection, w: _Writer) -> PageResult:
     counts = _counts(plan.counts())
     # Fence first: if the lease is gone, nothing below is written.
     cancel = _checkpoint(conn, w, counts)
-    w.before_long_wait()
-    write_plan(conn, job.user_id, job.provider, job.id, plan)
+    write_plan(conn, job.user_id, job.provider, job.id, plan, before_long_wait=w.before_long_wait)
     _save_sync_token(conn, w)
     return PageResult(counts, cancel)
 
@@ -228,9 +229,17 @@ def _plan(conn: Connection, w: _Writer, listed: Sequence[Listed]) -> PagePlan:
         else c
         for c in listed
     ]
-    if any(isinstance(c, IncomingContact) for c in contacts):
-        w.before_long_wait()  # handed over as listed: most are unchanged, skipped right here
-    seen = seen_before(conn, job.id, job.user_id, job.provider, contacts, now=datetime.now(UTC))
+    # Handed over as listed, most are unchanged: skipped by this lookup, the page's longest.
+    as_listed = any(isinstance(c, IncomingContact) for c in contacts)
+    seen = seen_before(
+        conn,
+        job.id,
+        job.user_id,
+        job.provider,
+        contacts,
+        now=datetime.now(UTC),
+        before_long_wait=w.before_long_wait if as_listed else do_nothing,
+    )
     recorded, unchanged = seen.recorded, seen.unchanged
     done = recorded | unchanged  # neither matched nor planned again: no need to normalize
     planned = [
@@ -254,10 +263,6 @@ def _plan(conn: Connection, w: _Writer, listed: Sequence[Listed]) -> PagePlan:
         already_recorded=recorded,
         unchanged=unchanged,
     )
-
-
-def _nothing() -> None:
-    pass
 
 
 def _checkpoint(conn: Connection, w: _Writer, counts: PageCounts) -> bool:

@@ -23,7 +23,7 @@ they are in the page's transaction, which a lost lease rolls back whole.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -45,7 +45,7 @@ from sqlalchemy import (
 
 from contact_import.domain.contact import IncomingContact, RejectedContact
 from contact_import.domain.merge import UNCHANGED_DETAIL, Action, identity_key
-from contact_import.store.contacts import AUDIT_COLUMNS, Incoming, insert_sqlite
+from contact_import.store.contacts import AUDIT_COLUMNS, Incoming, do_nothing, insert_sqlite
 from contact_import.store.db import is_postgres
 from contact_import.store.json_params import json_param, json_rows, json_value
 from contact_import.store.schema import (
@@ -74,10 +74,12 @@ def seen_before(
     contacts: Sequence[Incoming | IncomingContact],
     *,
     now: datetime,
+    before_long_wait: Callable[[], None] = do_nothing,
 ) -> Seen:
     """The page's recorded and unchanged contacts, the unchanged ones recorded ``skipped`` with
     ``now`` (see the module doc). An ``IncomingContact`` (not normalized yet) must pass
-    ``domain.contact.looked_up_as_sent``."""
+    ``domain.contact.looked_up_as_sent``. On Postgres ``before_long_wait`` is called once the
+    statement's parameters are built, right before it is sent (``store.page``)."""
     versions: dict[str, str | None] = {}  # provider id → the version to compare, in page order
     for contact in contacts:
         pcid = contact.provider_contact_id
@@ -96,6 +98,7 @@ def seen_before(
         "seen_now": now,
         "rows": json_value(list(versions.items())),
     }
+    before_long_wait()
     for pcid, recorded in conn.execute(_one_statement(provider), params):
         (seen.recorded if recorded else seen.unchanged).add(pcid)
     return seen
