@@ -112,7 +112,8 @@ def test_the_page_ahead_is_parsed_only_once_this_page_waits_on_its_writes(
     n's write is about to wait on the database (``runner.listing``), so page n's short round
     trips do not wait for the GIL behind a parse. At page n's checkpoint, its last statement
     before the writes, page n+1 is still not parsed when given 0.3 s more; without the hold
-    its 200 contacts over loopback are parsed in milliseconds. SQLite has no round trips: the
+    its 200 contacts over loopback are parsed in milliseconds. Once the write statement is
+    sent, it is parsed while the importer's thread waits. SQLite has no round trips: the
     helper is let go when the page write starts, and has parsed by then. The import is
     complete and exact on both."""
     size = 3 * PAGE
@@ -120,16 +121,22 @@ def test_the_page_ahead_is_parsed_only_once_this_page_waits_on_its_writes(
         held = rt.engine.dialect.name == "postgresql"
         parsed = [threading.Event() for _ in range(size // PAGE)]
         at_checkpoint: list[bool] = []  # page n's checkpoint: was page n+1 parsed already?
+        at_write: list[bool] = []  # page n's write statement sent: is page n+1 parsed now?
         importer_thread = threading.get_ident()
 
         @event.listens_for(rt.engine, "before_cursor_execute")
-        def checkpoint(*args: Any) -> None:
+        def checkpoint_and_write(*args: Any) -> None:
             statement = args[2]
-            if threading.get_ident() != importer_thread or not statement.startswith("UPDATE"):
+            if threading.get_ident() != importer_thread:
                 return
-            page = len(at_checkpoint)
-            if "processed_contacts" in statement and page + 1 < len(parsed):
-                at_checkpoint.append(parsed[page + 1].wait(timeout=0.3 if held else 10))
+            if statement.startswith("UPDATE") and "processed_contacts" in statement:
+                page = len(at_checkpoint)
+                if page + 1 < len(parsed):
+                    at_checkpoint.append(parsed[page + 1].wait(timeout=0.3 if held else 10))
+            elif statement.startswith("WITH created_rows"):  # Postgres: the page's writes
+                page = len(at_write)
+                if page + 1 < len(parsed):  # released: the helper parses while we wait here
+                    at_write.append(parsed[page + 1].wait(timeout=10))
 
         job = queue_import(rt, sandbox, "pia-parse", size=size, seed=4)
         sources = _fetch_hook(lambda n: None, rt.importer._sources, lambda n: parsed[n].set())
@@ -137,6 +144,7 @@ def test_the_page_ahead_is_parsed_only_once_this_page_waits_on_its_writes(
         (claimed,) = rt.jobs.claim("w1", 1).jobs
         assert importer.run(claimed, ImportBudget()) is Outcome.COMPLETED
         assert at_checkpoint == [not held] * (size // PAGE - 1)
+        assert at_write == ([True] * (size // PAGE - 1) if held else [])
         assert all(page.is_set() for page in parsed)
         assert_consistent(rt.engine, rt.jobs.get(job.id), size)
 

@@ -155,17 +155,19 @@ _parsing = threading.local()
 
 @contextmanager
 def parsing_held_until(gate: threading.Event) -> Iterator[None]:
-    """In this thread, a contacts page answered is parsed only once ``gate`` is set
-    (``wait_while_parsing_held``, which the contacts sources call before parsing a page).
+    """In this thread, an answer of a contacts API is parsed only once ``gate`` is set
+    (``wait_while_parsing_held``, which ``ApiContactSource._get_json`` calls before parsing:
+    the contacts pages, and the folder lists a Microsoft page may need after its first).
 
     For the thread that fetches a page ahead (``runner.listing``): the request goes out at
     once, but parsing the answer (one call into orjson that holds the GIL for milliseconds,
     then the contacts in Python) waits until the importer's thread is in a long wait on the
     database, instead of holding up each of its short round trips on the way there. Nothing
-    else waits: a token refresh, an error body, a profile are handled as they come. That
-    matters: a token refresh holds the grant's lock (on SQLite the database's write lock)
-    while it waits for the token endpoint, and the page write needs that lock before it
-    releases the gate.
+    else waits: a token refresh, an error body, a profile are handled as they come. That is
+    on purpose: a token refresh holds the grant's lock (on SQLite the database's write lock)
+    while it waits for the token endpoint, and a gate that whoever holds such a lock waits
+    for is a deadlock in waiting; a first version that held every answer met one (on SQLite,
+    when the page write still opened the gate inside its transaction).
     """
     _parsing.gate = gate
     try:

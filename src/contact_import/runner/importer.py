@@ -1,9 +1,9 @@
 """Run one claimed job, page by page, until it completes, fails, or must yield.
 
 Pages are pipelined: while page N's transaction runs on the database, page N+1 is fetched,
-parsed and normalized on a helper thread (``runner.listing``; parsed once page N's write is in
-its long wait on the database). Only the fetch moves: page
-N+1 is matched, planned and written after page N committed, in its own transaction, behind
+parsed and normalized on a helper thread (``runner.listing``; on Postgres parsed once page N's
+write waits on its longest statement). Only the fetch moves: page N+1 is matched, planned
+and written after page N committed, in its own transaction, behind
 the same lease fence, so a page fetched ahead of a lost lease, a cancel, a shutdown or a spent
 budget is simply dropped (fetching writes nothing). Matching cannot move ahead: it reads the
 key owners page N writes.
@@ -224,7 +224,7 @@ class Importer:
                 try:
                     result = self._store(job, page, fetched.incoming, ahead)
                 finally:
-                    if ahead is not None:  # the write is over: parse now if not yet
+                    if ahead is not None:  # the write is over, or failed: parse now if not yet
                         ahead.release()
                 progress.add(result.counts)
                 defer = mostly_skipped(result.counts, len(fetched.incoming))
@@ -237,8 +237,6 @@ class Importer:
                 cursor = page.next_cursor
         finally:
             abandon.set()
-            if ahead is not None:  # dropped: let its thread finish
-                ahead.release()
 
     def _fetches_ahead(self, budget: ImportBudget, stop: threading.Event) -> bool:
         """Fetch the next page while this one is written, unless the run will stop first."""

@@ -157,6 +157,7 @@ def _write_whole(conn: Connection, w: _Writer) -> PageResult:
 
 def _write_isolating(conn: Connection, w: _Writer) -> PageResult:
     """The page again, in parts under SAVEPOINTs: only the refused contacts fail."""
+    w.before_long_wait()  # the slow path, rare: nothing here is worth holding the page ahead
     job = w.page.job
     lock_user(conn, job.user_id)
     refused: dict[str, str] = {}
