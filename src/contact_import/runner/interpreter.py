@@ -18,10 +18,10 @@ further keeps its own):
   contacts 6,000 more, kept while the page before is planned and written. At CPython's
   default (700) a 20,000-contact first import ran 686 young, 63 middle and 6 full
   collections: 0.43 to 0.48 s of a 2.1 s import, each with the GIL held. At 10,000 a
-  100,000-contact first import still ran 181 young, 17 middle and 2 full collections (0.6
+  100,000-contact first import still ran 181 young, 17 middle and 2 full collections (0.61
   to 0.97 s), once the page ahead was parsed beside the page write; at 25,000, 6, 1 and 1
-  (0.14 to 0.18 s). Cyclic garbage, which only the collector frees, lives longer: peak RSS
-  at 100,000 contacts 1.11 to 1.12x the 1,000-contact peak (1.04x at 700). At 50,000 it was
+  (0.12 to 0.22 s). Cyclic garbage, which only the collector frees, lives longer: peak RSS
+  at 100,000 contacts 1.10 to 1.12x the 1,000-contact peak (1.04x at 700). At 50,000 it was
   1.43x: there is cyclic garbage to free, and the threshold must stay near a page's size.
 """
 
