@@ -2,11 +2,10 @@
 
 Pages are pipelined: while page N's transaction runs on the database, page N+1 is fetched,
 parsed and normalized on a helper thread (``runner.listing``; on Postgres parsed once page N's
-write waits on its longest statement). Only the fetch moves: page N+1 is matched, planned
-and written after page N committed, in its own transaction, behind
-the same lease fence, so a page fetched ahead of a lost lease, a cancel, a shutdown or a spent
-budget is simply dropped (fetching writes nothing). Matching cannot move ahead: it reads the
-key owners page N writes.
+write waits on its longest statement). Only the fetch moves: page N+1 is matched, planned and
+written after page N committed, in its own transaction, behind the same lease fence, so a
+page fetched ahead of a lost lease, a cancel, a shutdown or a spent budget is simply dropped
+(fetching writes nothing). Matching cannot move ahead: it reads the key owners page N writes.
 """
 
 from __future__ import annotations

@@ -14,9 +14,10 @@ back from the helper. Two things keep that short:
 
 * on Postgres the helper sends its request at once but parses the answer only once the page
   write is in its long wait on the database (``PageAhead.release``, called by ``store.page``
-  right before the page's writes, or before the lookup that skips the unchanged contacts of
-  a page handed over as listed): the page's short round trips before it (lock, lookups,
-  checkpoint) no longer each wait for a parse to give the GIL back (``docs/performance.md``).
+  as the page's writes are sent, their parameters built, or the lookup that skips the
+  unchanged contacts of a page handed over as listed): the page's short round trips and its
+  Python before that (lock, lookups, plan, checkpoint) no longer wait for a parse to give
+  the GIL back (``docs/performance.md``).
   On SQLite, in process, there are no round trips to protect: it parses at once;
 * ``runner.interpreter`` shortens the GIL's switch interval.
 """

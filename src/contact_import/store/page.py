@@ -52,6 +52,7 @@ from contact_import.store.contacts import (
     write_plan,
 )
 from contact_import.store.data_errors import describe_data_error, is_data_error
+from contact_import.store.db import is_postgres
 from contact_import.store.grants import GrantStore
 from contact_import.store.jobs import Checkpoint, Job, PageCounts, checkpoint
 from contact_import.store.seen import seen_before
@@ -121,7 +122,7 @@ def write_page(
     during the short round trips and the Python before it. On SQLite it is called at once.
     """
     release = before_long_wait or do_nothing
-    if engine.dialect.name != "postgresql":
+    if not is_postgres(engine):
         # SQLite runs in this process: no round trips to keep short, and its statements
         # need the GIL between rows as much as a parse does. The other thread goes on now.
         release()
